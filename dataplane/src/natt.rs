@@ -1,0 +1,1 @@
+//! RFC 3948 §2 classification (placeholder: being written).

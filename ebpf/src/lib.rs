@@ -1,0 +1,1 @@
+//! XDP steering of UDP/4500 into AF_XDP sockets (placeholder: being written).
