@@ -16,8 +16,12 @@
 //! | [`sad`] | a worker's SA tables: inbound by SPI, outbound by traffic selector |
 //! | [`batch`] | the pipeline over a batch of frames: a verdict per frame |
 
+pub mod batch;
 pub mod buf;
 pub mod drop;
+pub mod esp;
 pub mod natt;
 pub mod replay;
+pub mod sa;
+pub mod sad;
 pub mod wire;

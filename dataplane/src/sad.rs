@@ -1,0 +1,279 @@
+//! A worker's Security Association Database: inbound SAs by SPI, outbound SAs by traffic
+//! selector, and the peers' (NAT-mapped) endpoints. Owned by one worker; changed only by
+//! [`SaCommand`]s applied between batches, so the hot path takes no locks.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::esp::{InboundSa, OutboundSa};
+use crate::sa::{Direction, PeerId, SaParams, Selectors};
+
+/// A change to the SA tables, sent by the control plane to every worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaCommand {
+    /// Add an SA (replacing one with the same SPI and direction). A newer outbound SA wins over
+    /// an older one with the same selectors: make-before-break rekeying.
+    Install(SaParams),
+    /// Remove an SA.
+    Remove {
+        /// Its SPI.
+        spi: u32,
+        /// Its direction.
+        direction: Direction,
+    },
+    /// The peer's endpoint changed (learned by IKE, RFC 7296 §2.23, or by another worker).
+    UpdatePeer {
+        /// Which peer.
+        peer: PeerId,
+        /// Its new public address and port.
+        endpoint: SocketAddr,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SadError {
+    /// SPI 0..=255 is reserved (RFC 4303 §2.1).
+    ReservedSpi(u32),
+    /// Invalid parameters (message names the field).
+    Invalid(String),
+    /// No such SA.
+    NotFound(u32, Direction),
+}
+
+impl std::fmt::Display for SadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SadError::ReservedSpi(spi) => write!(f, "spi {spi:#x} is reserved (must be ≥ 256)"),
+            SadError::Invalid(m) => f.write_str(m),
+            SadError::NotFound(spi, d) => write!(f, "no {d:?} SA with spi {spi:#010x}"),
+        }
+    }
+}
+
+impl std::error::Error for SadError {}
+
+/// Where a peer's packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerState {
+    /// Current public endpoint, if known.
+    pub endpoint: Option<SocketAddr>,
+    /// Follow the source of authenticated packets (NAT mapping changes); set when an SA of the
+    /// peer was installed with `remote = any`.
+    pub learn: bool,
+}
+
+/// Multiply-rotate hasher for SPIs and addresses: SPIs are random, so no DoS-resistant (slow)
+/// hash is needed on the hot path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// The SA tables of one worker.
+#[derive(Debug, Default)]
+pub struct Sad {
+    inbound: Vec<InboundSa>,
+    inbound_by_spi: FastMap<u32, usize>,
+    outbound: FastMap<u32, OutboundSa>,
+    /// Outbound SAs whose remote selector is a single host, by that host (newest wins).
+    outbound_by_host: FastMap<IpAddr, u32>,
+    /// The other outbound SAs, oldest first (searched newest first).
+    outbound_by_prefix: Vec<u32>,
+    peers: FastMap<PeerId, PeerState>,
+}
+
+impl Sad {
+    /// An empty database.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Apply a command from the control plane.
+    pub fn apply(&mut self, cmd: SaCommand) -> Result<(), SadError> {
+        match cmd {
+            SaCommand::Install(p) => self.install(&p),
+            SaCommand::Remove { spi, direction } => self.remove(spi, direction),
+            SaCommand::UpdatePeer { peer, endpoint } => {
+                self.peers.entry(peer).or_insert(PeerState { endpoint: None, learn: false }).endpoint =
+                    Some(endpoint);
+                Ok(())
+            }
+        }
+    }
+
+    fn install(&mut self, p: &SaParams) -> Result<(), SadError> {
+        if p.spi < 256 {
+            return Err(SadError::ReservedSpi(p.spi));
+        }
+        let peer = self.peers.entry(p.peer).or_insert(PeerState { endpoint: None, learn: false });
+        match p.remote {
+            Some(ep) => peer.endpoint = peer.endpoint.or(Some(ep)),
+            None => peer.learn = true,
+        }
+        match p.direction {
+            Direction::In => {
+                let sa = InboundSa::new(p).map_err(|e| SadError::Invalid(format!("replay_window: {e}")))?;
+                match self.inbound_by_spi.get(&p.spi) {
+                    Some(&i) => self.inbound[i] = sa,
+                    None => {
+                        self.inbound_by_spi.insert(p.spi, self.inbound.len());
+                        self.inbound.push(sa);
+                    }
+                }
+            }
+            Direction::Out => {
+                if self.outbound.contains_key(&p.spi) {
+                    self.remove(p.spi, Direction::Out)?;
+                }
+                match single_remote_host(&p.selectors) {
+                    Some(host) => {
+                        self.outbound_by_host.insert(host, p.spi);
+                    }
+                    None => self.outbound_by_prefix.push(p.spi),
+                }
+                self.outbound.insert(p.spi, OutboundSa::new(p));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, spi: u32, direction: Direction) -> Result<(), SadError> {
+        match direction {
+            Direction::In => {
+                let i = self.inbound_by_spi.remove(&spi).ok_or(SadError::NotFound(spi, direction))?;
+                self.inbound.swap_remove(i);
+                if let Some(moved) = self.inbound.get(i) {
+                    self.inbound_by_spi.insert(moved.spi, i);
+                }
+            }
+            Direction::Out => {
+                let sa = self.outbound.remove(&spi).ok_or(SadError::NotFound(spi, direction))?;
+                self.outbound_by_prefix.retain(|&s| s != spi);
+                if let Some(host) = single_remote_host(&sa.selectors) {
+                    if self.outbound_by_host.get(&host) == Some(&spi) {
+                        self.outbound_by_host.remove(&host);
+                        // An older SA for the same host takes over again.
+                        let older = self
+                            .outbound
+                            .values()
+                            .filter(|o| single_remote_host(&o.selectors) == Some(host))
+                            .map(|o| o.spi)
+                            .next();
+                        if let Some(o) = older {
+                            self.outbound_by_host.insert(host, o);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Index of the inbound SA with `spi` (stable until the next command).
+    #[inline]
+    pub fn inbound_index(&self, spi: u32) -> Option<usize> {
+        self.inbound_by_spi.get(&spi).copied()
+    }
+
+    /// The inbound SA at `index`.
+    #[inline]
+    pub fn inbound_at(&mut self, index: usize) -> Option<&mut InboundSa> {
+        self.inbound.get_mut(index)
+    }
+
+    /// All inbound SAs.
+    pub fn inbound(&self) -> &[InboundSa] {
+        &self.inbound
+    }
+
+    /// All outbound SAs.
+    pub fn outbound(&self) -> impl Iterator<Item = &OutboundSa> {
+        self.outbound.values()
+    }
+
+    /// The SPI of the outbound SA for an inner packet from `src` to `dst`: a host match
+    /// first, then the newest prefix match.
+    #[inline]
+    pub fn outbound_for(&self, src: IpAddr, dst: IpAddr) -> Option<u32> {
+        self
+            .outbound_by_host
+            .get(&dst)
+            .copied()
+            .filter(|spi| self.outbound.get(spi).is_some_and(|sa| sa.selectors.matches_outbound(src, dst)))
+            .or_else(|| {
+                self.outbound_by_prefix.iter().rev().copied().find(|spi| {
+                    self.outbound.get(spi).is_some_and(|sa| sa.selectors.matches_outbound(src, dst))
+                })
+            })
+    }
+
+    /// The outbound SA with `spi`.
+    #[inline]
+    pub fn outbound_mut(&mut self, spi: u32) -> Option<&mut OutboundSa> {
+        self.outbound.get_mut(&spi)
+    }
+
+    /// Where packets for `peer` go.
+    #[inline]
+    pub fn peer(&self, peer: PeerId) -> Option<&PeerState> {
+        self.peers.get(&peer)
+    }
+
+    /// An authenticated packet of `peer` arrived from `src`. Returns `true` when this moved a
+    /// learning peer to a new endpoint (a NAT rebinding, or the first packet). Only ever called
+    /// after the ICV verified and the replay window accepted the packet (RFC 7296 §2.23:
+    /// mappings are updated from authenticated traffic only).
+    #[inline]
+    pub fn observe_peer(&mut self, peer: PeerId, src: SocketAddr) -> bool {
+        match self.peers.get_mut(&peer) {
+            Some(p) if p.learn && p.endpoint != Some(src) => {
+                p.endpoint = Some(src);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Number of SAs (inbound, outbound).
+    pub fn len(&self) -> (usize, usize) {
+        (self.inbound.len(), self.outbound.len())
+    }
+
+    /// True when no SA is installed.
+    pub fn is_empty(&self) -> bool {
+        self.inbound.is_empty() && self.outbound.is_empty()
+    }
+}
+
+/// The host an SA's remote selector names, if it names exactly one.
+fn single_remote_host(selectors: &Selectors) -> Option<IpAddr> {
+    match selectors.remote.as_slice() {
+        [only] => only.as_host(),
+        _ => None,
+    }
+}
