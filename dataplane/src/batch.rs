@@ -114,7 +114,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: natt::NATT_PORT, mtu: 1500, ttl: 64 }
+        Self {
+            port: natt::NATT_PORT,
+            mtu: 1500,
+            ttl: 64,
+        }
     }
 }
 
@@ -155,7 +159,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline with no SAs.
     pub fn new(config: Config) -> Self {
-        Self { sad: Sad::new(), stats: Stats::default(), config, events: Vec::with_capacity(MAX_EVENTS) }
+        Self {
+            sad: Sad::new(),
+            stats: Stats::default(),
+            config,
+            events: Vec::with_capacity(MAX_EVENTS),
+        }
     }
 
     /// The settings.
@@ -183,12 +192,22 @@ impl Pipeline {
 
     /// Process received frames. `verdicts` must be at least as long as `frames`; extra
     /// verdicts are left untouched.
-    pub fn decap_batch(&mut self, ingress: Ingress<'_>, frames: &mut [PacketBuf<'_>], verdicts: &mut [Verdict]) {
+    pub fn decap_batch(
+        &mut self,
+        ingress: Ingress<'_>,
+        frames: &mut [PacketBuf<'_>],
+        verdicts: &mut [Verdict],
+    ) {
         let n = frames.len().min(verdicts.len());
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            self.decap_chunk(ingress, start, &mut frames[start..end], &mut verdicts[start..end]);
+            self.decap_chunk(
+                ingress,
+                start,
+                &mut frames[start..end],
+                &mut verdicts[start..end],
+            );
             start = end;
         }
     }
@@ -224,8 +243,12 @@ impl Pipeline {
 
         // Pass 2: verify and decrypt, back to back.
         for (i, pkt) in frames.iter_mut().enumerate() {
-            let Some(p) = pending[i].as_mut() else { continue };
-            let Some(sa) = self.sad.inbound_at(p.sa) else { continue };
+            let Some(p) = pending[i].as_mut() else {
+                continue;
+            };
+            let Some(sa) = self.sad.inbound_at(p.sa) else {
+                continue;
+            };
             let esp = &mut pkt.data_mut()[p.esp..p.esp + p.esp_len];
             match sa.open(p.seq, esp) {
                 Ok(o) => p.opened = Some(o),
@@ -247,12 +270,24 @@ impl Pipeline {
         }
     }
 
-    fn classify(&mut self, ingress: Ingress<'_>, index: usize, pkt: &PacketBuf<'_>) -> Result<Classified, DropReason> {
+    fn classify(
+        &mut self,
+        ingress: Ingress<'_>,
+        index: usize,
+        pkt: &PacketBuf<'_>,
+    ) -> Result<Classified, DropReason> {
         let data = pkt.data();
         let (ip, udp, payload, payload_len, src, dst) = match ingress {
             Ingress::Frames(link) => {
                 let f = frame::parse_udp(data, link, self.config.port)?;
-                (f.ip_offset, f.udp_offset, f.payload_offset, f.payload_len, f.src, f.dst)
+                (
+                    f.ip_offset,
+                    f.udp_offset,
+                    f.payload_offset,
+                    f.payload_len,
+                    f.src,
+                    f.dst,
+                )
             }
             Ingress::Udp(endpoints) => {
                 let &(src, dst) = endpoints.get(index).ok_or(DropReason::BadUdpLength)?;
@@ -261,11 +296,19 @@ impl Pipeline {
         };
         let body = &data[payload..payload + payload_len];
         match natt::classify(body)? {
-            Class::Ike => Ok(Classified::Ike { src, dst, at: payload, len: payload_len }),
+            Class::Ike => Ok(Classified::Ike {
+                src,
+                dst,
+                at: payload,
+                len: payload_len,
+            }),
             Class::Keepalive => Ok(Classified::Keepalive),
             Class::Esp { spi, seq } => {
                 let sa_index = self.sad.inbound_index(spi).ok_or(DropReason::UnknownSpi)?;
-                let sa = self.sad.inbound_at(sa_index).ok_or(DropReason::UnknownSpi)?;
+                let sa = self
+                    .sad
+                    .inbound_at(sa_index)
+                    .ok_or(DropReason::UnknownSpi)?;
                 let seq = sa.check(seq)?;
                 Ok(Classified::Esp(Pending {
                     sa: sa_index,
@@ -284,8 +327,15 @@ impl Pipeline {
 
     /// After a successful open: mode checks, replay commit, accounting, peer learning, and the
     /// rewrite of the frame into the inner packet.
-    fn deliver(&mut self, p: &Pending, o: esp::inbound::Opened, pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
-        let Some(sa) = self.sad.inbound_at(p.sa) else { return Err(DropReason::UnknownSpi) };
+    fn deliver(
+        &mut self,
+        p: &Pending,
+        o: esp::inbound::Opened,
+        pkt: &mut PacketBuf<'_>,
+    ) -> Result<(), DropReason> {
+        let Some(sa) = self.sad.inbound_at(p.sa) else {
+            return Err(DropReason::UnknownSpi);
+        };
         sa.accepts_next_header(o.next_header)?;
         let payload_start = p.esp + o.offset;
         let (spi, peer, mode, nat_oa) = (sa.spi, sa.peer, sa.mode, sa.nat_oa);
@@ -319,15 +369,29 @@ impl Pipeline {
         Ok(())
     }
 
-    fn after_commit(&mut self, spi: u32, peer: PeerId, src: SocketAddr, lifetime: Option<LifetimeEvent>, bytes: usize) {
+    fn after_commit(
+        &mut self,
+        spi: u32,
+        peer: PeerId,
+        src: SocketAddr,
+        lifetime: Option<LifetimeEvent>,
+        bytes: usize,
+    ) {
         self.stats.decap_packets += 1;
         self.stats.decap_bytes += bytes as u64;
         if let Some(kind) = lifetime {
-            self.event(Event::Lifetime { spi, direction: Direction::In, kind });
+            self.event(Event::Lifetime {
+                spi,
+                direction: Direction::In,
+                kind,
+            });
         }
         if self.sad.observe_peer(peer, src) {
             self.stats.peer_moves += 1;
-            self.event(Event::PeerMoved { peer, endpoint: src });
+            self.event(Event::PeerMoved {
+                peer,
+                endpoint: src,
+            });
         }
     }
 
@@ -349,16 +413,31 @@ impl Pipeline {
         }
         let ttl = self.config.ttl;
         let mtu = self.config.mtu;
-        let spi = self.sad.outbound_for(info.src, info.dst).ok_or(DropReason::NoOutboundSa)?;
-        let Some(sa) = self.sad.outbound_mut(spi) else { return Err(DropReason::NoOutboundSa) };
+        let spi = self
+            .sad
+            .outbound_for(info.src, info.dst)
+            .ok_or(DropReason::NoOutboundSa)?;
+        let Some(sa) = self.sad.outbound_mut(spi) else {
+            return Err(DropReason::NoOutboundSa);
+        };
         let (peer, local, mode) = (sa.peer, sa.local, sa.mode);
-        let dst = self.sad.peer(peer).and_then(|p| p.endpoint).ok_or(DropReason::PeerUnknown)?;
-        let Some(sa) = self.sad.outbound_mut(spi) else { return Err(DropReason::NoOutboundSa) };
+        let dst = self
+            .sad
+            .peer(peer)
+            .and_then(|p| p.endpoint)
+            .ok_or(DropReason::PeerUnknown)?;
+        let Some(sa) = self.sad.outbound_mut(spi) else {
+            return Err(DropReason::NoOutboundSa);
+        };
         let bytes = pkt.len();
         let lifetime = match mode {
             Mode::Tunnel => {
                 let tos = tos_of(pkt.data());
-                let nh = if info.src.is_ipv4() { next_header::IPV4 } else { next_header::IPV6 };
+                let nh = if info.src.is_ipv4() {
+                    next_header::IPV4
+                } else {
+                    next_header::IPV6
+                };
                 let ev = sa.seal(pkt, nh)?;
                 frame::push_udp_ip(pkt, local, dst, ttl, tos).map_err(|_| DropReason::TooBig)?;
                 ev
@@ -371,14 +450,23 @@ impl Pipeline {
         self.stats.encap_packets += 1;
         self.stats.encap_bytes += bytes as u64;
         if let Some(kind) = lifetime {
-            self.event(Event::Lifetime { spi, direction: Direction::Out, kind });
+            self.event(Event::Lifetime {
+                spi,
+                direction: Direction::Out,
+                kind,
+            });
         }
         Ok(dst)
     }
 }
 
 enum Classified {
-    Ike { src: SocketAddr, dst: SocketAddr, at: usize, len: usize },
+    Ike {
+        src: SocketAddr,
+        dst: SocketAddr,
+        at: usize,
+        len: usize,
+    },
     Keepalive,
     Esp(Pending),
 }
@@ -442,7 +530,10 @@ fn encap_transport(
     dst: SocketAddr,
 ) -> Result<Option<LifetimeEvent>, DropReason> {
     let hlen = info.header_len;
-    if info.is_fragment || local.is_ipv4() != info.src.is_ipv4() || dst.is_ipv4() != info.src.is_ipv4() {
+    if info.is_fragment
+        || local.is_ipv4() != info.src.is_ipv4()
+        || dst.is_ipv4() != info.src.is_ipv4()
+    {
         return Err(DropReason::BadOutboundPacket);
     }
     let mut header = [0u8; 60];
@@ -476,8 +567,10 @@ fn encap_transport(
             out[8..24].copy_from_slice(&s.octets());
             out[24..40].copy_from_slice(&d.octets());
             let data = pkt.data_mut();
-            let ph = crate::wire::checksum::pseudo_header_v6(&s, &d, next_header::UDP, udp_len as u32);
-            let mut c = crate::wire::checksum::finish(ph + crate::wire::checksum::sum(&data[hlen..]));
+            let ph =
+                crate::wire::checksum::pseudo_header_v6(&s, &d, next_header::UDP, udp_len as u32);
+            let mut c =
+                crate::wire::checksum::finish(ph + crate::wire::checksum::sum(&data[hlen..]));
             if c == 0 {
                 c = 0xFFFF;
             }
@@ -487,3 +580,6 @@ fn encap_transport(
     }
     Ok(ev)
 }
+
+#[cfg(test)]
+mod tests;

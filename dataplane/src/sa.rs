@@ -128,9 +128,15 @@ pub struct IpPrefix {
 
 impl IpPrefix {
     /// All IPv4 addresses.
-    pub const ANY_V4: IpPrefix = IpPrefix { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), len: 0 };
+    pub const ANY_V4: IpPrefix = IpPrefix {
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        len: 0,
+    };
     /// All IPv6 addresses.
-    pub const ANY_V6: IpPrefix = IpPrefix { addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED), len: 0 };
+    pub const ANY_V6: IpPrefix = IpPrefix {
+        addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        len: 0,
+    };
 
     /// A prefix; host bits of `addr` are cleared. `len` beyond the family's width is an error.
     pub fn new(addr: IpAddr, len: u8) -> Result<Self, String> {
@@ -186,11 +192,15 @@ impl IpPrefix {
 }
 
 fn mask32(len: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
 }
 
 fn mask128(len: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
 }
 
 impl FromStr for IpPrefix {
@@ -200,11 +210,15 @@ impl FromStr for IpPrefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("\"{s}\" is not an IP prefix"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not an IP prefix"))?;
         match len {
             None => Ok(Self::host(addr)),
             Some(l) => {
-                let len = l.parse::<u8>().map_err(|_| format!("\"{s}\": bad prefix length"))?;
+                let len = l
+                    .parse::<u8>()
+                    .map_err(|_| format!("\"{s}\": bad prefix length"))?;
                 Self::new(addr, len).map_err(|e| format!("\"{s}\": {e}"))
             }
         }

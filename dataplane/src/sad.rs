@@ -14,7 +14,7 @@ use crate::sa::{Direction, PeerId, SaParams, Selectors};
 pub enum SaCommand {
     /// Add an SA (replacing one with the same SPI and direction). A newer outbound SA wins over
     /// an older one with the same selectors: make-before-break rekeying.
-    Install(SaParams),
+    Install(Box<SaParams>),
     /// Remove an SA.
     Remove {
         /// Its SPI.
@@ -119,8 +119,13 @@ impl Sad {
             SaCommand::Install(p) => self.install(&p),
             SaCommand::Remove { spi, direction } => self.remove(spi, direction),
             SaCommand::UpdatePeer { peer, endpoint } => {
-                self.peers.entry(peer).or_insert(PeerState { endpoint: None, learn: false }).endpoint =
-                    Some(endpoint);
+                self.peers
+                    .entry(peer)
+                    .or_insert(PeerState {
+                        endpoint: None,
+                        learn: false,
+                    })
+                    .endpoint = Some(endpoint);
                 Ok(())
             }
         }
@@ -130,14 +135,18 @@ impl Sad {
         if p.spi < 256 {
             return Err(SadError::ReservedSpi(p.spi));
         }
-        let peer = self.peers.entry(p.peer).or_insert(PeerState { endpoint: None, learn: false });
+        let peer = self.peers.entry(p.peer).or_insert(PeerState {
+            endpoint: None,
+            learn: false,
+        });
         match p.remote {
             Some(ep) => peer.endpoint = peer.endpoint.or(Some(ep)),
             None => peer.learn = true,
         }
         match p.direction {
             Direction::In => {
-                let sa = InboundSa::new(p).map_err(|e| SadError::Invalid(format!("replay_window: {e}")))?;
+                let sa = InboundSa::new(p)
+                    .map_err(|e| SadError::Invalid(format!("replay_window: {e}")))?;
                 match self.inbound_by_spi.get(&p.spi) {
                     Some(&i) => self.inbound[i] = sa,
                     None => {
@@ -165,28 +174,32 @@ impl Sad {
     fn remove(&mut self, spi: u32, direction: Direction) -> Result<(), SadError> {
         match direction {
             Direction::In => {
-                let i = self.inbound_by_spi.remove(&spi).ok_or(SadError::NotFound(spi, direction))?;
+                let i = self
+                    .inbound_by_spi
+                    .remove(&spi)
+                    .ok_or(SadError::NotFound(spi, direction))?;
                 self.inbound.swap_remove(i);
                 if let Some(moved) = self.inbound.get(i) {
                     self.inbound_by_spi.insert(moved.spi, i);
                 }
             }
             Direction::Out => {
-                let sa = self.outbound.remove(&spi).ok_or(SadError::NotFound(spi, direction))?;
+                let sa = self
+                    .outbound
+                    .remove(&spi)
+                    .ok_or(SadError::NotFound(spi, direction))?;
                 self.outbound_by_prefix.retain(|&s| s != spi);
-                if let Some(host) = single_remote_host(&sa.selectors) {
-                    if self.outbound_by_host.get(&host) == Some(&spi) {
-                        self.outbound_by_host.remove(&host);
-                        // An older SA for the same host takes over again.
-                        let older = self
-                            .outbound
-                            .values()
-                            .filter(|o| single_remote_host(&o.selectors) == Some(host))
-                            .map(|o| o.spi)
-                            .next();
-                        if let Some(o) = older {
-                            self.outbound_by_host.insert(host, o);
-                        }
+                let host = single_remote_host(&sa.selectors);
+                if let Some(host) = host.filter(|h| self.outbound_by_host.get(h) == Some(&spi)) {
+                    self.outbound_by_host.remove(&host);
+                    // An older SA for the same host takes over again.
+                    let older = self
+                        .outbound
+                        .values()
+                        .find(|o| single_remote_host(&o.selectors) == Some(host))
+                        .map(|o| o.spi);
+                    if let Some(o) = older {
+                        self.outbound_by_host.insert(host, o);
                     }
                 }
             }
@@ -220,14 +233,19 @@ impl Sad {
     /// first, then the newest prefix match.
     #[inline]
     pub fn outbound_for(&self, src: IpAddr, dst: IpAddr) -> Option<u32> {
-        self
-            .outbound_by_host
+        self.outbound_by_host
             .get(&dst)
             .copied()
-            .filter(|spi| self.outbound.get(spi).is_some_and(|sa| sa.selectors.matches_outbound(src, dst)))
+            .filter(|spi| {
+                self.outbound
+                    .get(spi)
+                    .is_some_and(|sa| sa.selectors.matches_outbound(src, dst))
+            })
             .or_else(|| {
                 self.outbound_by_prefix.iter().rev().copied().find(|spi| {
-                    self.outbound.get(spi).is_some_and(|sa| sa.selectors.matches_outbound(src, dst))
+                    self.outbound
+                        .get(spi)
+                        .is_some_and(|sa| sa.selectors.matches_outbound(src, dst))
                 })
             })
     }

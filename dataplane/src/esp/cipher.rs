@@ -36,7 +36,10 @@ impl GcmKey {
             Ok(k) => k,
             Err(_) => unreachable!("KeyMaterial length is validated for {}", aead.name()),
         };
-        Self { key: LessSafeKey::new(unbound), salt: km.salt() }
+        Self {
+            key: LessSafeKey::new(unbound),
+            salt: km.salt(),
+        }
     }
 
     /// The 12-byte nonce: salt ‖ explicit IV (RFC 4106 §4).
@@ -52,7 +55,10 @@ impl GcmKey {
     #[inline]
     pub fn seal(&self, iv: &[u8; 8], aad: &[u8], in_out: &mut [u8]) -> [u8; 16] {
         // ring fails only when the input exceeds GCM's 2^36-byte limit: impossible for a frame.
-        match self.key.seal_in_place_separate_tag(self.nonce(iv), Aad::from(aad), in_out) {
+        match self
+            .key
+            .seal_in_place_separate_tag(self.nonce(iv), Aad::from(aad), in_out)
+        {
             Ok(tag) => tag_bytes(tag),
             Err(_) => unreachable!("frame larger than the GCM input limit"),
         }
@@ -61,7 +67,12 @@ impl GcmKey {
     /// Decrypt `ciphertext_and_icv` in place; on success the first `len - 16` bytes hold the
     /// plaintext.
     #[inline]
-    pub fn open(&self, iv: &[u8; 8], aad: &[u8], ciphertext_and_icv: &mut [u8]) -> Result<(), AuthError> {
+    pub fn open(
+        &self,
+        iv: &[u8; 8],
+        aad: &[u8],
+        ciphertext_and_icv: &mut [u8],
+    ) -> Result<(), AuthError> {
         self.key
             .open_in_place(self.nonce(iv), Aad::from(aad), ciphertext_and_icv)
             .map(|_| ())

@@ -125,7 +125,9 @@ impl InboundSa {
             (next_header::NO_NEXT, _) => Err(DropReason::DummyPacket),
             (next_header::IPV4 | next_header::IPV6, Mode::Tunnel) => Ok(()),
             (_, Mode::Tunnel) => Err(DropReason::BadNextHeader),
-            (next_header::IPV4 | next_header::IPV6, Mode::Transport) => Err(DropReason::BadNextHeader),
+            (next_header::IPV4 | next_header::IPV6, Mode::Transport) => {
+                Err(DropReason::BadNextHeader)
+            }
             (_, Mode::Transport) => Ok(()),
         }
     }
@@ -146,7 +148,11 @@ fn trailer(plain: &[u8]) -> Result<(usize, u8), DropReason> {
         return Err(DropReason::BadPadding);
     };
     let padding = &plain[payload_len..payload_len + pad];
-    if padding.iter().enumerate().any(|(i, &b)| b as usize != i + 1) {
+    if padding
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b as usize != i + 1)
+    {
         return Err(DropReason::BadPadding);
     }
     Ok((payload_len, nh))

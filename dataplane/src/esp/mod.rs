@@ -102,7 +102,8 @@ pub(crate) fn account(
     let before = *counters;
     counters.packets += 1;
     counters.bytes += bytes as u64;
-    let crossed = |limit: Option<u64>, old: u64, new: u64| limit.is_some_and(|l| old < l && new >= l);
+    let crossed =
+        |limit: Option<u64>, old: u64, new: u64| limit.is_some_and(|l| old < l && new >= l);
     if crossed(lifetime.packets.hard, before.packets, counters.packets)
         || crossed(lifetime.bytes.hard, before.bytes, counters.bytes)
     {
@@ -124,4 +125,4 @@ pub(crate) fn expired(counters: &SaCounters, lifetime: &crate::sa::Lifetime) -> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,7 +7,10 @@ use crate::drop::DropReason;
 use crate::sa::{Aead, Lifetime, Mode, PeerId, SaParams, Selectors};
 
 use super::cipher::GcmKey;
-use super::{HEADER_LEN, ICV_LEN, IV_LEN, LifetimeEvent, SaCounters, TRAILER_LEN, aad, account, expired, pad_len};
+use super::{
+    HEADER_LEN, ICV_LEN, IV_LEN, LifetimeEvent, SaCounters, TRAILER_LEN, aad, account, expired,
+    pad_len,
+};
 
 /// An outbound SA with its expanded key, sequence counter and counters.
 #[derive(Debug)]
@@ -70,7 +73,11 @@ impl OutboundSa {
             return Err(DropReason::SaExpired);
         }
         // RFC 4303 §3.3.3: the counter MUST NOT cycle; the SA must be rekeyed instead.
-        let max = if self.esn { u64::MAX } else { u64::from(u32::MAX) };
+        let max = if self.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         if self.seq >= max {
             return Err(DropReason::SequenceExhausted);
         }
@@ -83,7 +90,9 @@ impl OutboundSa {
         self.seq = seq;
 
         // Trailer: padding 1, 2, 3 … then pad length and next header (RFC 4303 §2.4–2.6).
-        let trailer = pkt.push_back(pad + TRAILER_LEN).map_err(|_| DropReason::TooBig)?;
+        let trailer = pkt
+            .push_back(pad + TRAILER_LEN)
+            .map_err(|_| DropReason::TooBig)?;
         for (i, b) in trailer[..pad].iter_mut().enumerate() {
             *b = i as u8 + 1;
         }
@@ -94,9 +103,13 @@ impl OutboundSa {
         let iv = seq.to_be_bytes();
         let (aad, aad_len) = aad(self.spi, seq, self.esn);
         let icv = self.key.seal(&iv, &aad[..aad_len], pkt.data_mut());
-        pkt.push_back(ICV_LEN).map_err(|_| DropReason::TooBig)?.copy_from_slice(&icv);
+        pkt.push_back(ICV_LEN)
+            .map_err(|_| DropReason::TooBig)?
+            .copy_from_slice(&icv);
 
-        let hdr = pkt.push_front(HEADER_LEN + IV_LEN).map_err(|_| DropReason::TooBig)?;
+        let hdr = pkt
+            .push_front(HEADER_LEN + IV_LEN)
+            .map_err(|_| DropReason::TooBig)?;
         hdr[..4].copy_from_slice(&self.spi.to_be_bytes());
         hdr[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
         hdr[8..16].copy_from_slice(&iv);

@@ -8,10 +8,14 @@ use proptest::prelude::*;
 use super::*;
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
-use crate::sa::{Aead, Direction, KeyMaterial, Lifetime, Limit, Mode, NatOa, PeerId, SaParams, Selectors};
+use crate::sa::{
+    Aead, Direction, KeyMaterial, Lifetime, Limit, Mode, NatOa, PeerId, SaParams, Selectors,
+};
 
 pub(crate) fn params(spi: u32, direction: Direction, aead: Aead, esn: bool) -> SaParams {
-    let key: Vec<u8> = (0..aead.keymat_len() as u8).map(|b| b.wrapping_mul(7).wrapping_add(spi as u8)).collect();
+    let key: Vec<u8> = (0..aead.keymat_len() as u8)
+        .map(|b| b.wrapping_mul(7).wrapping_add(spi as u8))
+        .collect();
     SaParams {
         spi,
         direction,
@@ -67,10 +71,17 @@ fn independent_open(p: &SaParams, esp: &[u8], seq_hi: u32) -> Vec<u8> {
         aad.extend_from_slice(&seq_hi.to_be_bytes());
     }
     aad.extend_from_slice(&esp[4..8]);
-    let payload = Payload { msg: &esp[16..], aad: &aad };
+    let payload = Payload {
+        msg: &esp[16..],
+        aad: &aad,
+    };
     match p.aead {
-        Aead::Aes128Gcm16 => Aes128Gcm::new_from_slice(p.key.key()).unwrap().decrypt(Nonce::from_slice(&nonce), payload),
-        Aead::Aes256Gcm16 => Aes256Gcm::new_from_slice(p.key.key()).unwrap().decrypt(Nonce::from_slice(&nonce), payload),
+        Aead::Aes128Gcm16 => Aes128Gcm::new_from_slice(p.key.key())
+            .unwrap()
+            .decrypt(Nonce::from_slice(&nonce), payload),
+        Aead::Aes256Gcm16 => Aes256Gcm::new_from_slice(p.key.key())
+            .unwrap()
+            .decrypt(Nonce::from_slice(&nonce), payload),
     }
     .expect("independent AES-GCM rejects our packet")
 }
@@ -84,10 +95,17 @@ fn independent_seal(p: &SaParams, seq: u32, iv: [u8; 8], plain: &[u8]) -> Vec<u8
     nonce[..4].copy_from_slice(&p.key.salt());
     nonce[4..].copy_from_slice(&iv);
     let aad = esp[..8].to_vec();
-    let payload = Payload { msg: plain, aad: &aad };
+    let payload = Payload {
+        msg: plain,
+        aad: &aad,
+    };
     let ct = match p.aead {
-        Aead::Aes128Gcm16 => Aes128Gcm::new_from_slice(p.key.key()).unwrap().encrypt(Nonce::from_slice(&nonce), payload),
-        Aead::Aes256Gcm16 => Aes256Gcm::new_from_slice(p.key.key()).unwrap().encrypt(Nonce::from_slice(&nonce), payload),
+        Aead::Aes128Gcm16 => Aes128Gcm::new_from_slice(p.key.key())
+            .unwrap()
+            .encrypt(Nonce::from_slice(&nonce), payload),
+        Aead::Aes256Gcm16 => Aes256Gcm::new_from_slice(p.key.key())
+            .unwrap()
+            .encrypt(Nonce::from_slice(&nonce), payload),
     }
     .unwrap();
     esp.extend_from_slice(&ct);
@@ -111,8 +129,16 @@ fn independent_aead_opens_ours_with_correct_framing() {
                 let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
                 let esp = seal(&p, &payload, next_header::IPV4);
                 assert_eq!(&esp[..4], &0x1000u32.to_be_bytes());
-                assert_eq!(&esp[4..8], &1u32.to_be_bytes(), "first sequence number is 1");
-                assert_eq!(&esp[8..16], &1u64.to_be_bytes(), "IV is the sequence number");
+                assert_eq!(
+                    &esp[4..8],
+                    &1u32.to_be_bytes(),
+                    "first sequence number is 1"
+                );
+                assert_eq!(
+                    &esp[8..16],
+                    &1u64.to_be_bytes(),
+                    "IV is the sequence number"
+                );
                 let plain = independent_open(&p, &esp, 0);
                 let pad = pad_len(len);
                 assert_eq!(plain.len(), len + pad + 2);
@@ -149,8 +175,13 @@ fn every_flipped_byte_fails_authentication() {
             let mut bad = esp.clone();
             bad[i] ^= bit;
             let r = open(&p, &mut bad);
-            let seq_flipped_to_zero = i >= 4 && i < 8 && u32::from_be_bytes([bad[4], bad[5], bad[6], bad[7]]) == 0;
-            let expected = if seq_flipped_to_zero { DropReason::ReplayTooOld } else { DropReason::AuthFailed };
+            let seq_flipped_to_zero =
+                (4..8).contains(&i) && u32::from_be_bytes([bad[4], bad[5], bad[6], bad[7]]) == 0;
+            let expected = if seq_flipped_to_zero {
+                DropReason::ReplayTooOld
+            } else {
+                DropReason::AuthFailed
+            };
             assert_eq!(r, Err(expected), "byte {i} bit {bit:#x}");
         }
     }
@@ -170,10 +201,18 @@ fn malformed_padding_and_lengths_are_refused() {
     let mut esp = independent_seal(&p, 1, iv, &[4]);
     assert_eq!(open(&p, &mut esp), Err(DropReason::BadCiphertextLength));
     // Truncated packets never reach the AEAD.
-    let mut esp = seal(&params(0x4000, Direction::Out, Aead::Aes128Gcm16, false), &[1; 20], 4);
+    let mut esp = seal(
+        &params(0x4000, Direction::Out, Aead::Aes128Gcm16, false),
+        &[1; 20],
+        4,
+    );
     let mut sa = InboundSa::new(&p).unwrap();
     for len in 0..MIN_LEN {
-        assert_eq!(sa.open(1, &mut esp[..len]), Err(DropReason::BadCiphertextLength), "len {len}");
+        assert_eq!(
+            sa.open(1, &mut esp[..len]),
+            Err(DropReason::BadCiphertextLength),
+            "len {len}"
+        );
     }
 }
 
@@ -181,11 +220,24 @@ fn malformed_padding_and_lengths_are_refused() {
 fn next_header_must_fit_the_mode() {
     let p = params(0x5000, Direction::In, Aead::Aes128Gcm16, false);
     let sa = InboundSa::new(&p).unwrap();
-    assert_eq!(sa.accepts_next_header(next_header::NO_NEXT), Err(DropReason::DummyPacket));
-    assert_eq!(sa.accepts_next_header(next_header::TCP), Err(DropReason::BadNextHeader));
+    assert_eq!(
+        sa.accepts_next_header(next_header::NO_NEXT),
+        Err(DropReason::DummyPacket)
+    );
+    assert_eq!(
+        sa.accepts_next_header(next_header::TCP),
+        Err(DropReason::BadNextHeader)
+    );
     assert_eq!(sa.accepts_next_header(next_header::IPV6), Ok(()));
-    let t = InboundSa::new(&SaParams { mode: Mode::Transport, ..p }).unwrap();
-    assert_eq!(t.accepts_next_header(next_header::IPV4), Err(DropReason::BadNextHeader));
+    let t = InboundSa::new(&SaParams {
+        mode: Mode::Transport,
+        ..p
+    })
+    .unwrap();
+    assert_eq!(
+        t.accepts_next_header(next_header::IPV4),
+        Err(DropReason::BadNextHeader)
+    );
     assert_eq!(t.accepts_next_header(next_header::UDP), Ok(()));
 }
 
@@ -209,13 +261,19 @@ fn sequence_number_never_wraps() {
     assert_eq!(&esp[4..8], &0u32.to_be_bytes());
     assert_eq!(&independent_open(&p, &esp, 1)[..9], &[7; 9]);
     out.seq = u64::MAX;
-    assert_eq!(out.seal(&mut PacketBuf::new(&mut [0u8; 128], 64, 8), 4), Err(DropReason::SequenceExhausted));
+    assert_eq!(
+        out.seal(&mut PacketBuf::new(&mut [0u8; 128], 64, 8), 4),
+        Err(DropReason::SequenceExhausted)
+    );
 }
 
 #[test]
 fn lifetimes_fire_soft_then_hard_then_refuse() {
     let mut p = params(0x7000, Direction::Out, Aead::Aes128Gcm16, false);
-    p.lifetime.packets = Limit { soft: Some(2), hard: Some(3) };
+    p.lifetime.packets = Limit {
+        soft: Some(2),
+        hard: Some(3),
+    };
     let mut out = OutboundSa::new(&p);
     let mut events = Vec::new();
     for _ in 0..4 {
@@ -223,7 +281,15 @@ fn lifetimes_fire_soft_then_hard_then_refuse() {
         let mut pkt = PacketBuf::new(&mut mem, 64, 8);
         events.push(out.seal(&mut pkt, 4));
     }
-    assert_eq!(events, vec![Ok(None), Ok(Some(LifetimeEvent::Soft)), Ok(Some(LifetimeEvent::Hard)), Err(DropReason::SaExpired)]);
+    assert_eq!(
+        events,
+        vec![
+            Ok(None),
+            Ok(Some(LifetimeEvent::Soft)),
+            Ok(Some(LifetimeEvent::Hard)),
+            Err(DropReason::SaExpired)
+        ]
+    );
 }
 
 #[test]
@@ -232,7 +298,10 @@ fn replays_are_refused_before_decryption_and_do_not_count() {
     let esp = seal(&p, &[9; 30], 4);
     let mut sa = InboundSa::new(&p).unwrap();
     open_with(&mut sa, &mut esp.clone()).unwrap();
-    assert_eq!(open_with(&mut sa, &mut esp.clone()), Err(DropReason::ReplayDuplicate));
+    assert_eq!(
+        open_with(&mut sa, &mut esp.clone()),
+        Err(DropReason::ReplayDuplicate)
+    );
     assert_eq!(sa.counters.packets, 1);
     assert_eq!(sa.counters.replay_drops, 1);
 }

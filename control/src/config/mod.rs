@@ -1,0 +1,41 @@
+//! Configuration files: the SA file (manually keyed SAs, shared by `xdpsec pcap` and the
+//! gateway).
+//!
+//! Every error is one line naming the file, the line, the SA and the field.
+
+pub mod sa_file;
+
+use std::fmt;
+
+/// A configuration error, already formatted as `FILE:LINE: WHERE: WHAT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 1-based line of byte offset `at` in `text`.
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Turn a TOML/serde error into one line with its position.
+pub(crate) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+    let msg = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .trim_end_matches('.');
+    ConfigError(format!("{file}:{line}: {msg}"))
+}
