@@ -1,1 +1,156 @@
-fn main() {}
+//! Pipeline decap/encap against raw `ring` AES-GCM at the same sizes: the ratio between them
+//! is xdpsec's framing overhead (parsing, SA lookup, replay, padding, headers).
+//!
+//! `cargo bench -p xdpsec-dataplane --bench esp` (add `-- --quick` for a short run). Every
+//! measured call handles a batch of 64 packets; buffers are prepared outside the timing.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use xdpsec_dataplane::batch::{Config, Ingress, Pipeline, Verdict};
+use xdpsec_dataplane::buf::{HEADROOM, PacketBuf, TAILROOM};
+use xdpsec_dataplane::sa::{Aead, Direction, KeyMaterial, Lifetime, Mode, NatOa, PeerId, SaParams, Selectors};
+use xdpsec_dataplane::sad::SaCommand;
+use xdpsec_dataplane::wire::frame::{self, Link};
+
+const BATCH: usize = 64;
+const SIZES: [usize; 3] = [64, 512, 1420];
+const KEY: [u8; 20] = [7; 20];
+
+fn sa(direction: Direction) -> SaParams {
+    SaParams {
+        spi: 0x1000_0001,
+        direction,
+        mode: Mode::Tunnel,
+        aead: Aead::Aes128Gcm16,
+        key: KeyMaterial::new(Aead::Aes128Gcm16, KEY.to_vec()).unwrap_or_else(|e| panic!("{e}")),
+        local: "192.0.2.2:4500".parse().unwrap_or_else(|e| panic!("{e}")),
+        remote: "192.0.2.1:4500".parse().ok(),
+        peer: PeerId(0),
+        esn: false,
+        replay_window: 4096,
+        selectors: Selectors::default(),
+        nat_oa: NatOa::default(),
+        lifetime: Lifetime::default(),
+    }
+}
+
+fn pipeline(direction: Direction) -> Pipeline {
+    let mut p = Pipeline::new(Config { mtu: 9000, ..Config::default() });
+    p.sad.apply(SaCommand::Install(Box::new(sa(direction)))).unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+/// An inner IPv4/UDP packet of exactly `size` bytes, in a buffer with head- and tailroom.
+fn inner_packet(size: usize) -> Vec<u8> {
+    let payload = size - 28;
+    let mut mem = vec![0u8; HEADROOM + size + TAILROOM];
+    let mut pkt = PacketBuf::new(&mut mem, HEADROOM + 28, payload);
+    frame::push_udp_ip(
+        &mut pkt,
+        "10.99.0.5:1000".parse().unwrap_or_else(|e| panic!("{e}")),
+        "10.9.0.7:2000".parse().unwrap_or_else(|e| panic!("{e}")),
+        64,
+        0,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    mem
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("esp");
+    g.sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &KEY[..16]).unwrap_or_else(|e| panic!("{e}")));
+    for size in SIZES {
+        g.throughput(Throughput::Bytes((size * BATCH) as u64));
+
+        g.bench_with_input(BenchmarkId::new("ring_seal", size), &size, |b, &size| {
+            b.iter_batched_ref(
+                || vec![vec![0u8; size + 2]; BATCH],
+                |bufs| {
+                    for (i, buf) in bufs.iter_mut().enumerate() {
+                        let nonce = nonce(i);
+                        black_box(key.seal_in_place_separate_tag(nonce, Aad::from([0u8; 8]), buf).ok());
+                    }
+                },
+                BatchSize::SmallInput,
+            );
+        });
+
+        let sealed: Vec<Vec<u8>> = (0..BATCH)
+            .map(|i| {
+                let mut buf = vec![0u8; size + 2];
+                let tag = key.seal_in_place_separate_tag(nonce(i), Aad::from([0u8; 8]), &mut buf);
+                buf.extend_from_slice(tag.map(|t| t.as_ref().to_vec()).unwrap_or_default().as_slice());
+                buf
+            })
+            .collect();
+        g.bench_with_input(BenchmarkId::new("ring_open", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || sealed.clone(),
+                |bufs| {
+                    for (i, buf) in bufs.iter_mut().enumerate() {
+                        black_box(key.open_in_place(nonce(i), Aad::from([0u8; 8]), buf).is_ok());
+                    }
+                },
+                BatchSize::SmallInput,
+            );
+        });
+
+        g.bench_with_input(BenchmarkId::new("encap", size), &size, |b, &size| {
+            b.iter_batched_ref(
+                || (pipeline(Direction::Out), (0..BATCH).map(|_| inner_packet(size)).collect::<Vec<_>>()),
+                |(p, mems)| {
+                    let mut frames: Vec<PacketBuf<'_>> = mems.iter_mut().map(|m| PacketBuf::new(m, HEADROOM, size)).collect();
+                    let mut v = [Verdict::Keepalive; BATCH];
+                    p.encap_batch(&mut frames, &mut v);
+                    black_box(v);
+                },
+                BatchSize::SmallInput,
+            );
+        });
+
+        let batch = encrypted(size);
+        g.bench_with_input(BenchmarkId::new("decap", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || (pipeline(Direction::In), batch.clone()),
+                |(p, mems)| {
+                    let mut frames: Vec<PacketBuf<'_>> =
+                        mems.iter_mut().map(|(m, len)| PacketBuf::new(m, HEADROOM, *len)).collect();
+                    let mut v = [Verdict::Keepalive; BATCH];
+                    p.decap_batch(Ingress::Frames(Link::Ip), &mut frames, &mut v);
+                    black_box(v);
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+/// 64 ESP-in-UDP frames (sequence numbers 1..=64), each at HEADROOM of its own buffer.
+fn encrypted(size: usize) -> Vec<(Vec<u8>, usize)> {
+    let mut p = pipeline(Direction::Out);
+    (0..BATCH)
+        .map(|_| {
+            let mut mem = inner_packet(size);
+            let mut frames = [PacketBuf::new(&mut mem, HEADROOM, size)];
+            let mut v = [Verdict::Keepalive];
+            p.encap_batch(&mut frames, &mut v);
+            let outer = frames[0].data().to_vec();
+            let mut out = vec![0u8; HEADROOM + outer.len() + TAILROOM];
+            out[HEADROOM..HEADROOM + outer.len()].copy_from_slice(&outer);
+            (out, outer.len())
+        })
+        .collect()
+}
+
+fn nonce(i: usize) -> Nonce {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -16,7 +16,7 @@
 //! Nothing here allocates, locks, logs or makes a system call; rare events (a peer moved, a
 //! lifetime crossed) are queued in a bounded list for the worker to forward.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::buf::PacketBuf;
 use crate::drop::{DropCounters, DropReason};
@@ -24,7 +24,7 @@ use crate::esp::{self, LifetimeEvent, next_header};
 use crate::natt::{self, Class};
 use crate::sa::{Direction, Mode, PeerId};
 use crate::sad::Sad;
-use crate::wire::frame::{self, Link};
+use crate::wire::frame::{self, Link, PortMatch};
 
 /// Frames processed per pass; larger batches are processed in chunks of this size.
 pub const MAX_BATCH: usize = 64;
@@ -104,8 +104,8 @@ pub struct Stats {
 /// Settings of a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// The NAT-T port (RFC 3948: 4500).
-    pub port: u16,
+    /// The NAT-T port (RFC 3948: 4500); a gateway matches the destination port.
+    pub port: PortMatch,
     /// Largest outer IP packet to emit (the WAN MTU).
     pub mtu: usize,
     /// TTL / hop limit of outer headers.
@@ -115,7 +115,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            port: natt::NATT_PORT,
+            port: PortMatch::Destination(natt::NATT_PORT),
             mtu: 1500,
             ttl: 64,
         }
@@ -361,8 +361,13 @@ impl Pipeline {
                 self.after_commit(spi, peer, p.src, lifetime, info.total_len);
             }
             Mode::Transport => {
+                if p.udp <= p.ip {
+                    // Socket backend: the kernel kept the IP header, there is none to rebuild.
+                    return Err(DropReason::BadNextHeader);
+                }
                 let lifetime = sa.commit(p.seq, o.len)?;
-                rebuild_transport(pkt, p, o, nat_oa)?;
+                let payload = payload_start..payload_start + o.len;
+                esp::transport::decapsulate(pkt, p.ip..p.udp, payload, o.next_header, (p.src.ip(), p.dst.ip()), nat_oa);
                 self.after_commit(spi, peer, p.src, lifetime, o.len);
             }
         }
@@ -442,7 +447,7 @@ impl Pipeline {
                 frame::push_udp_ip(pkt, local, dst, ttl, tos).map_err(|_| DropReason::TooBig)?;
                 ev
             }
-            Mode::Transport => encap_transport(sa, pkt, &info, local, dst)?,
+            Mode::Transport => esp::transport::encapsulate(sa, pkt, &info, local, dst)?,
         };
         if pkt.len() > mtu {
             return Err(DropReason::TooBig);
@@ -481,104 +486,6 @@ fn tos_of(ip: &[u8]) -> u8 {
         },
         _ => 0,
     }
-}
-
-/// Transport-mode decapsulation: move the outer IP header (and nothing else) forward to sit
-/// in front of the decrypted upper-layer payload, set its protocol and lengths, then fix the
-/// upper-layer checksum from the NAT original addresses (RFC 3948 §3.1.2).
-fn rebuild_transport(
-    pkt: &mut PacketBuf<'_>,
-    p: &Pending,
-    o: esp::inbound::Opened,
-    nat_oa: crate::sa::NatOa,
-) -> Result<(), DropReason> {
-    if p.udp <= p.ip {
-        // Socket backend: no IP header in the frame; deliver the payload as is.
-        return Err(DropReason::BadNextHeader);
-    }
-    let hlen = p.udp - p.ip;
-    let payload_start = p.esp + o.offset;
-    let new_ip = payload_start - hlen;
-    pkt.data_mut().copy_within(p.ip..p.udp, new_ip);
-    pkt.pull_front(new_ip);
-    pkt.truncate(hlen + o.len);
-    let data = pkt.data_mut();
-    let total = hlen + o.len;
-    let (src, dst) = (p.src.ip(), p.dst.ip());
-    if data[0] >> 4 == 4 {
-        data[9] = o.next_header;
-        data[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        data[10..12].copy_from_slice(&[0, 0]);
-        let c = crate::wire::checksum::finish(crate::wire::checksum::sum(&data[..hlen]));
-        data[10..12].copy_from_slice(&c.to_be_bytes());
-    } else {
-        data[6] = o.next_header;
-        data[4..6].copy_from_slice(&(o.len as u16).to_be_bytes());
-    }
-    let old = (nat_oa.remote.unwrap_or(src), nat_oa.local.unwrap_or(dst));
-    esp::transport::fix_checksum(&mut data[hlen..], o.next_header, old, (src, dst));
-    Ok(())
-}
-
-/// Transport-mode encapsulation: keep the IP header (addresses set to the SA's endpoints),
-/// encrypt the upper-layer payload, insert UDP ‖ ESP (RFC 3948 §2.1, RFC 4303 §3.1.1).
-fn encap_transport(
-    sa: &mut esp::OutboundSa,
-    pkt: &mut PacketBuf<'_>,
-    info: &frame::IpInfo,
-    local: SocketAddr,
-    dst: SocketAddr,
-) -> Result<Option<LifetimeEvent>, DropReason> {
-    let hlen = info.header_len;
-    if info.is_fragment
-        || local.is_ipv4() != info.src.is_ipv4()
-        || dst.is_ipv4() != info.src.is_ipv4()
-    {
-        return Err(DropReason::BadOutboundPacket);
-    }
-    let mut header = [0u8; 60];
-    header[..hlen].copy_from_slice(&pkt.data()[..hlen]);
-    pkt.pull_front(hlen);
-    let ev = sa.seal(pkt, info.protocol)?;
-    let esp_len = pkt.len();
-    let udp_len = esp_len + 8;
-    let total = hlen + udp_len;
-    let out = pkt.push_front(hlen + 8).map_err(|_| DropReason::TooBig)?;
-    out[..hlen].copy_from_slice(&header[..hlen]);
-    let udp_hdr = hlen;
-    out[udp_hdr..udp_hdr + 2].copy_from_slice(&local.port().to_be_bytes());
-    out[udp_hdr + 2..udp_hdr + 4].copy_from_slice(&dst.port().to_be_bytes());
-    out[udp_hdr + 4..udp_hdr + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    out[udp_hdr + 6..udp_hdr + 8].copy_from_slice(&[0, 0]);
-    match (local.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            out[9] = next_header::UDP;
-            out[12..16].copy_from_slice(&s.octets());
-            out[16..20].copy_from_slice(&d.octets());
-            out[10..12].copy_from_slice(&[0, 0]);
-            let c = crate::wire::checksum::finish(crate::wire::checksum::sum(&out[..hlen]));
-            out[10..12].copy_from_slice(&c.to_be_bytes());
-            // UDP checksum stays 0 (RFC 3948 §2.1).
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            out[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-            out[6] = next_header::UDP;
-            out[8..24].copy_from_slice(&s.octets());
-            out[24..40].copy_from_slice(&d.octets());
-            let data = pkt.data_mut();
-            let ph =
-                crate::wire::checksum::pseudo_header_v6(&s, &d, next_header::UDP, udp_len as u32);
-            let mut c =
-                crate::wire::checksum::finish(ph + crate::wire::checksum::sum(&data[hlen..]));
-            if c == 0 {
-                c = 0xFFFF;
-            }
-            data[hlen + 6..hlen + 8].copy_from_slice(&c.to_be_bytes());
-        }
-        _ => return Err(DropReason::BadOutboundPacket),
-    }
-    Ok(ev)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use xdpsec_dataplane::drop::DropReason;
 use xdpsec_dataplane::sa::SaParams;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::ethernet::{self, EtherType};
-use xdpsec_dataplane::wire::frame::Link;
+use xdpsec_dataplane::natt::NATT_PORT;
+use xdpsec_dataplane::wire::frame::{Link, PortMatch};
 
 use super::format::{self, FileHeader, LINKTYPE_ETHERNET, LINKTYPE_RAW, Reader, Record};
 
@@ -93,7 +94,10 @@ pub fn run(
             )));
         }
     };
-    let mut pipeline = Pipeline::new(Config::default());
+    // A capture may be taken on either side of a NAT: ESP-in-UDP is whatever has 4500 at
+    // one end. Outbound packets may be as large as the capture holds.
+    let config = Config { port: PortMatch::Either(NATT_PORT), mtu: 65535, ..Config::default() };
+    let mut pipeline = Pipeline::new(config);
     for sa in sas {
         pipeline
             .sad

@@ -130,8 +130,35 @@ fn ip_layer(packet: &[u8], expect: Option<u8>) -> Result<IpLayer<'_>, DropReason
     }
 }
 
-/// Parse Ethernet (if `link == Ethernet`) → IPv4/IPv6 → UDP and check that the UDP destination
-/// port equals `port` (RFC 3948 §2: ESP-in-UDP and IKE share the NAT-T port, 4500).
+/// Which UDP port marks NAT-T traffic (RFC 3948 §2: ESP-in-UDP and IKE share port 4500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortMatch {
+    /// Sent to this port: what a gateway receives.
+    Destination(u16),
+    /// Sent to or from this port: any packet of a capture, whichever side it was taken on
+    /// (the far side of a NAT uses an arbitrary port).
+    Either(u16),
+}
+
+impl PortMatch {
+    /// Whether a datagram from port `src` to port `dst` matches.
+    #[inline]
+    pub fn matches(self, src: u16, dst: u16) -> bool {
+        match self {
+            PortMatch::Destination(p) => dst == p,
+            PortMatch::Either(p) => dst == p || src == p,
+        }
+    }
+}
+
+impl From<u16> for PortMatch {
+    fn from(port: u16) -> Self {
+        PortMatch::Destination(port)
+    }
+}
+
+/// Parse Ethernet (if `link == Ethernet`) → IPv4/IPv6 → UDP and check the UDP port against
+/// `port` (a plain `u16` means the destination port).
 ///
 /// Errors, in the order checked: [`DropReason::TruncatedEthernet`],
 /// [`DropReason::UnsupportedEthertype`] (neither IPv4 nor IPv6, VLAN tags included),
@@ -149,7 +176,7 @@ fn ip_layer(packet: &[u8], expect: Option<u8>) -> Result<IpLayer<'_>, DropReason
 /// partial (see NOTES.md); and the ESP ICV (RFC 4303 §3.4.4) or the IKE integrity check
 /// protects the whole payload far more strongly than a 16-bit sum would.
 #[inline]
-pub fn parse_udp(frame: &[u8], link: Link, port: u16) -> Result<UdpFrame, DropReason> {
+pub fn parse_udp(frame: &[u8], link: Link, port: impl Into<PortMatch>) -> Result<UdpFrame, DropReason> {
     let (ip_offset, expect) = match link {
         Link::Ethernet => {
             let eth = ethernet::Frame::new_checked(frame)?;
@@ -174,7 +201,7 @@ pub fn parse_udp(frame: &[u8], link: Link, port: u16) -> Result<UdpFrame, DropRe
         return Err(DropReason::NotUdp);
     }
     let dg = udp::Datagram::new_checked(ip.payload)?;
-    if dg.dst_port() != port {
+    if !port.into().matches(dg.src_port(), dg.dst_port()) {
         return Err(DropReason::NotNattPort);
     }
     let udp_offset = ip_offset + ip.header_len;
