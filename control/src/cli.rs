@@ -18,6 +18,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway (static SAs from the configuration file) until SIGINT/SIGTERM.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
     /// Encrypt or decrypt ESP-in-UDP (RFC 3948) capture files with static SAs.
     #[command(after_help = PCAP_EXAMPLES)]
     Pcap(PcapArgs),
@@ -30,6 +33,23 @@ Examples:
 
 The SA file holds [[sa]] tables (see README \"SA file\"); decrypt uses the direction = \"in\" SAs,
 encrypt the direction = \"out\" ones. Classic pcap (Ethernet or raw IP) in, same link type out.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  xdpsec run --config /etc/xdpsec/gw.toml
+  xdpsec run --config gw.toml --stats /run/xdpsec/stats.json
+
+See README \"Run the gateway by hand\" for the configuration and a namespace walk-through.";
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Gateway configuration (TOML: [gateway] and [[sa]] tables).
+    #[arg(long, short, value_name = "GW.toml")]
+    config: PathBuf,
+    /// Write a JSON snapshot of the counters here every 200 ms.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
+}
 
 #[derive(Debug, Args)]
 struct PcapArgs {
@@ -61,6 +81,7 @@ impl Cli {
     /// Run the chosen command.
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Run(args) => run(&args),
             Command::Pcap(args) => pcap(&args),
         }
     }
@@ -72,6 +93,21 @@ const EXIT_BAD_INPUT: u8 = 2;
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("xdpsec: {msg}");
     ExitCode::from(EXIT_BAD_INPUT)
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let cfg = match crate::config::gateway::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let opts = crate::daemon::RunOptions { stats_file: args.stats.clone() };
+    match crate::daemon::run(&cfg, &opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xdpsec: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn pcap(args: &PcapArgs) -> ExitCode {
