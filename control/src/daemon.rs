@@ -45,10 +45,13 @@ pub struct RunOptions {
 /// Run the gateway until SIGINT/SIGTERM.
 pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     install_signal_handlers();
-    let tun = Tun::open(&cfg.tun, cfg.tun_mtu).map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
+    // IPv6 on the TUN only when IPv6 is routed through the tunnel.
+    let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
+    let tun = Tun::open(&cfg.tun, cfg.tun_mtu, ipv6).map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
     for r in &cfg.routes {
         route(tun.name(), &r.to_string())?;
     }
+
     let mut pipeline = Pipeline::new(Config { port: PortMatch::Destination(cfg.listen.port()), mtu: cfg.wan_mtu, ..Config::default() });
     for sa in &cfg.sas {
         pipeline.sad.apply(SaCommand::Install(Box::new(sa.clone()))).map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;

@@ -44,8 +44,10 @@ fn ifname(name: &str) -> io::Result<[libc::c_char; libc::IFNAMSIZ]> {
 }
 
 impl Tun {
-    /// Create (or attach to) TUN interface `name`, set its MTU and bring it up.
-    pub fn open(name: &str, mtu: u32) -> io::Result<Self> {
+    /// Create (or attach to) TUN interface `name`, set its MTU and bring it up. Without
+    /// `ipv6`, IPv6 is disabled on the interface before it comes up, so the kernel's link-local
+    /// chatter (router solicitations, MLD reports) never reaches the tunnel.
+    pub fn open(name: &str, mtu: u32, ipv6: bool) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open("/dev/net/tun")?;
         let mut req = IfReqFlags { name: ifname(name)?, flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
         // SAFETY: TUNSETIFF reads and writes an ifreq, which IfReqFlags lays out.
@@ -55,6 +57,9 @@ impl Tun {
         // SAFETY: the kernel NUL-terminates the name it returns.
         let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }.to_string_lossy().into_owned();
         let tun = Self { file, name };
+        if !ipv6 {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", tun.name), "1")?;
+        }
         tun.configure(mtu)?;
         Ok(tun)
     }
