@@ -91,38 +91,12 @@ impl Drop for Topology {
     }
 }
 
-const GW_CONFIG: &str = r#"
-[gateway]
-listen = "192.0.2.2:4500"
-wan = "g-eth0"
-backend = "@BACKEND@"
-tun = "xdpsec0"
-routes = ["10.99.0.0/24"]
-
-[[sa]]
-spi = 0x10000001
-direction = "in"
-mode = "tunnel"
-aead = "aes128gcm16"
-key = "0x0102030405060708090a0b0c0d0e0f1011121314"
-local = "192.0.2.2:4500"
-remote = "any"
-peer = "client"
-local_ts = ["10.9.0.0/24"]
-remote_ts = ["10.99.0.0/24"]
-
-[[sa]]
-spi = 0x20000001
-direction = "out"
-mode = "tunnel"
-aead = "aes256gcm16"
-key = "0x2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f4041424344"
-local = "192.0.2.2:4500"
-remote = "any"
-peer = "client"
-local_ts = ["10.9.0.0/24"]
-remote_ts = ["10.99.0.0/24"]
-"#;
+/// The example configuration from the README walk-through, with the backend under test.
+fn gw_config(backend: &str) -> String {
+    let example = std::fs::read_to_string(root().join("scripts/netns/gw-example.toml")).unwrap();
+    assert!(example.contains("backend = \"socket\""));
+    example.replace("backend = \"socket\"", &format!("backend = \"{backend}\""))
+}
 
 fn wait_for(path: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -142,7 +116,7 @@ fn scenario(prefix: &str, backend: &str) -> (Value, Value, Value) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("gw.toml");
-    std::fs::write(&config, GW_CONFIG.replace("@BACKEND@", backend)).unwrap();
+    std::fs::write(&config, gw_config(backend)).unwrap();
     let (stats, sink) = (dir.join("stats.json"), dir.join("sink.json"));
     let peer = root().join("scripts/netns/esp_peer.py");
     let peer = peer.to_str().unwrap();
