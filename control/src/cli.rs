@@ -21,6 +21,23 @@ enum Command {
     /// Run the gateway (static SAs from the configuration file) until SIGINT/SIGTERM.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Show what the running gateway is doing.
+    Status(ClientArgs),
+    /// Show counters: per-worker packets, bytes, drops by reason.
+    #[command(after_help = "Examples:\n  xdpsec stats\n  xdpsec stats --watch        # live rates, every second\n  xdpsec stats --json | jq .workers[0].drops")]
+    Stats(StatsArgs),
+    /// Security Associations of the running gateway.
+    #[command(subcommand)]
+    Sa(SaCommand),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  xdpsec completions bash > /etc/bash_completion.d/xdpsec")]
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
     /// Encrypt or decrypt ESP-in-UDP (RFC 3948) capture files with static SAs.
     #[command(after_help = PCAP_EXAMPLES)]
     Pcap(PcapArgs),
@@ -41,6 +58,40 @@ Examples:
 
 See README \"Run the gateway by hand\" for the configuration and a namespace walk-through.";
 
+#[derive(Debug, Subcommand)]
+enum SaCommand {
+    /// List every SA: SPI, direction, peer endpoint (NAT mapping), algorithms, counters.
+    List(ClientArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a gateway configuration (exit 0 if valid, 2 with one error line if not).
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// The gateway's control socket.
+    #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Refresh every SECS seconds with rates since the previous sample (Ctrl-C to stop).
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+    watch: Option<f64>,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Gateway configuration (TOML: [gateway] and [[sa]] tables).
@@ -49,6 +100,9 @@ struct RunArgs {
     /// Write a JSON snapshot of the counters here every 200 ms.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// Serve the control API (for `xdpsec status`, `stats`, `sa list`) on this Unix socket.
+    #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -82,15 +136,29 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Run(args) => run(&args),
+            Command::Status(args) => crate::show::status(&args.socket, args.json),
+            Command::Stats(args) => crate::show::stats(&args.client.socket, args.client.json, args.watch),
+            Command::Sa(SaCommand::List(args)) => crate::show::sa_list(&args.socket, args.json),
+            Command::Config(ConfigCommand::Check { file }) => match crate::config::gateway::load(&file) {
+                Ok(cfg) => {
+                    println!("{}: ok ({} SAs, backend {:?}, listen {})", file.display(), cfg.sas.len(), cfg.backend, cfg.listen);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "xdpsec", &mut std::io::stdout());
+                ExitCode::SUCCESS
+            }
             Command::Pcap(args) => pcap(&args),
         }
     }
 }
 
 /// Exit status for bad input files and configuration (clap uses 2 for usage errors too).
-const EXIT_BAD_INPUT: u8 = 2;
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("xdpsec: {msg}");
     ExitCode::from(EXIT_BAD_INPUT)
 }
@@ -100,7 +168,11 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let opts = crate::daemon::RunOptions { stats_file: args.stats.clone() };
+    let opts = crate::daemon::RunOptions {
+        config_path: args.config.clone(),
+        socket: args.socket.clone(),
+        stats_file: args.stats.clone(),
+    };
     match crate::daemon::run(&cfg, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use xdpsec_dataplane::batch::{Config, Event, Pipeline};
@@ -14,10 +14,10 @@ use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
-use xdpsec_dataplane::worker::{Links, Worker, WorkerEvent, WorkerStats};
+use xdpsec_dataplane::worker::{Links, Query, Worker, WorkerEvent, WorkerStats};
 
 use crate::config::gateway::{Backend, Gateway};
-use crate::stats::{GatewayReport, WorkerReport};
+use crate::api::ApiState;
 
 /// Set by SIGINT/SIGTERM.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -38,6 +38,10 @@ fn install_signal_handlers() {
 /// Options of `xdpsec run` beyond the configuration file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// The configuration file (reported by `xdpsec status`).
+    pub config_path: PathBuf,
+    /// Serve the control API on this Unix socket.
+    pub socket: PathBuf,
     /// Write a JSON stats snapshot here every 200 ms (atomically replaced).
     pub stats_file: Option<PathBuf>,
 }
@@ -73,8 +77,23 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(WorkerStats::default()));
     let (_cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
+    let (query_tx, query_rx) = bounded::<Query>(16);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
-    let links = Links { commands: cmd_rx, events: ev_tx, stats: Arc::clone(&stats), stop: Arc::clone(&stop) };
+    let links = Links { commands: cmd_rx, queries: query_rx, events: ev_tx, stats: Arc::clone(&stats), stop: Arc::clone(&stop) };
+    let api = Arc::new(ApiState {
+        backend: backend_note.clone(),
+        config: opts.config_path.clone(),
+        started: Instant::now(),
+        workers: vec![(Arc::clone(&stats), query_tx)],
+    });
+    let listener = crate::api::bind(&opts.socket).map_err(|e| format!("control socket {}: {e}", opts.socket.display()))?;
+    let api_thread = {
+        let (api, stop) = (Arc::clone(&api), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("xdpsec-api".into())
+            .spawn(move || crate::api::serve(listener, api, stop))
+            .map_err(|e| format!("api thread: {e}"))?
+    };
     let worker = Worker::new(wan, tun, pipeline, links);
     let core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
     let handle = std::thread::Builder::new()
@@ -87,11 +106,6 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         })
         .map_err(|e| format!("worker thread: {e}"))?;
 
-    let report = |stats: &Mutex<WorkerStats>| GatewayReport {
-        backend: backend_note.clone(),
-        xdp: None,
-        workers: stats.lock().map(|s| vec![WorkerReport::from(&*s)]).unwrap_or_default(),
-    };
     while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
         match ev_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint })) => {
@@ -108,13 +122,15 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if let Some(path) = &opts.stats_file {
-            write_json(path, &report(&stats)).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     stop.store(true, Ordering::Relaxed);
     let result = handle.join().map_err(|_| "worker thread panicked".to_string())?;
+    let _ = api_thread.join();
+    let _ = std::fs::remove_file(&opts.socket);
     if let Some(path) = &opts.stats_file {
-        write_json(path, &report(&stats)).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     result.map_err(|e| format!("worker: {e}"))?;
     eprintln!("xdpsec: stopped; TUN {} removed", cfg.tun);

@@ -7,9 +7,17 @@
 //! | [`config`] | configuration files (the SA file), one-line errors with file:line and field |
 //! | [`pcap`] | the offline `xdpsec pcap encrypt|decrypt` tool and the classic pcap format |
 //! | [`ike`] | sans-IO IKEv2 (RFC 7296): messages, payloads, crypto |
+//! | [`daemon`] | `xdpsec run`: the gateway runtime (TUN, WAN backend, worker, signals) |
+//! | [`stats`] | counters as JSON |
+//! | [`api`] | the control API: JSON lines on a Unix socket (0600) |
+//! | [`show`] | `status`, `stats`, `sa list`: API clients |
 //! | [`cli`] | the command line |
 
+pub mod api;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod ike;
 pub mod pcap;
+pub mod show;
+pub mod stats;

@@ -126,7 +126,13 @@ fn scenario(prefix: &str, backend: &str) -> (Value, Value, Value) {
     let sink_out = sink.to_str().unwrap().to_string();
     t.spawn("gw", &["python3", peer, "sink", "--bind", "192.0.2.2:500", "--bind", "192.0.2.2:9999", "--seconds", "60", "--out", &sink_out], &dir.join("sink.log"));
     let xdpsec = env!("CARGO_BIN_EXE_xdpsec");
-    t.spawn("gw", &[xdpsec, "run", "--config", config.to_str().unwrap(), "--stats", stats.to_str().unwrap()], &dir.join("gw.log"));
+    let socket = dir.join("api.sock");
+    let socket = socket.to_str().unwrap();
+    t.spawn(
+        "gw",
+        &[xdpsec, "run", "--config", config.to_str().unwrap(), "--stats", stats.to_str().unwrap(), "--socket", socket],
+        &dir.join("gw.log"),
+    );
     wait_for(&stats, "the gateway's stats file (see gw.log)");
     wait_for(&sink, "the sink's output");
 
@@ -135,10 +141,42 @@ fn scenario(prefix: &str, backend: &str) -> (Value, Value, Value) {
     std::thread::sleep(Duration::from_millis(600));
     let gw = read_json(&stats);
     let sink = read_json(&sink);
+    check_cli(socket, &gw, report["count"].as_u64().unwrap());
     drop(t);
     let log = std::fs::read_to_string(dir.join("gw.log")).unwrap_or_default();
     assert!(log.contains("stopped; TUN xdpsec0 removed"), "clean shutdown on SIGINT:\n{log}");
     (report, gw, sink)
+}
+
+/// The CLI against the running gateway: the control socket is 0600, `--json` output parses,
+/// and `sa list` shows the learned NAT mapping and the per-SA counters.
+fn check_cli(socket: &str, gw_stats: &Value, count: u64) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control socket permissions");
+    let xdpsec = env!("CARGO_BIN_EXE_xdpsec");
+    let cli = |args: &[&str]| -> Value {
+        let mut full = vec![xdpsec];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--socket", socket, "--json"]);
+        serde_json::from_slice(&sh(&full).stdout).unwrap()
+    };
+    let status = cli(&["status"]);
+    assert_eq!(status["sas_in"], 1);
+    assert_eq!(status["backend"], gw_stats["backend"]);
+    let stats = cli(&["stats"]);
+    assert_eq!(stats["workers"][0]["decap_packets"], gw_stats["workers"][0]["decap_packets"]);
+    let sas = cli(&["sa", "list"]);
+    let inbound = sas.as_array().unwrap().iter().find(|s| s["direction"] == "in").unwrap();
+    assert_eq!(inbound["spi"], "0x10000001");
+    assert_eq!(inbound["packets"].as_u64(), Some(4 * count));
+    assert_eq!(inbound["replay_drops"], 1);
+    assert_eq!(inbound["auth_failures"], 1);
+    assert_eq!(inbound["endpoint_learned"], true);
+    assert!(inbound["endpoint"].as_str().unwrap().starts_with("192.0.2.1:"), "the NAT's public mapping: {inbound}");
+    // Human-readable forms work too.
+    let table = String::from_utf8(sh(&[xdpsec, "sa", "list", "--socket", socket]).stdout).unwrap();
+    assert!(table.contains("0x20000001") && table.contains("(learned)"), "{table}");
 }
 
 fn check(report: &Value, gw: &Value, sink: &Value) {

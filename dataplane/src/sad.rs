@@ -54,6 +54,35 @@ impl std::fmt::Display for SadError {
 
 impl std::error::Error for SadError {}
 
+/// One SA as the stats path sees it (built on request, never per packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaSnapshot {
+    /// SPI.
+    pub spi: u32,
+    /// Direction.
+    pub direction: Direction,
+    /// Tunnel or transport.
+    pub mode: crate::sa::Mode,
+    /// Algorithm.
+    pub aead: crate::sa::Aead,
+    /// The peer and its current endpoint.
+    pub peer: PeerId,
+    /// Where the peer is now (NAT mapping), if known.
+    pub endpoint: Option<SocketAddr>,
+    /// Whether the endpoint is learned from traffic (`remote = any`).
+    pub learned: bool,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Outbound: last sequence number sent; inbound: highest received.
+    pub seq: u64,
+    /// Replay window size (inbound), 0 for outbound.
+    pub replay_window: u32,
+    /// Counters.
+    pub counters: crate::esp::SaCounters,
+    /// Traffic selectors.
+    pub selectors: Selectors,
+}
+
 /// Where a peer's packets go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerState {
@@ -275,6 +304,40 @@ impl Sad {
             }
             _ => false,
         }
+    }
+
+    /// A snapshot of every SA, inbound first, for `xdpsec sa list`.
+    pub fn snapshot(&self) -> Vec<SaSnapshot> {
+        let peer = |id: PeerId| self.peers.get(&id).copied();
+        let inbound = self.inbound.iter().map(|sa| SaSnapshot {
+            spi: sa.spi,
+            direction: Direction::In,
+            mode: sa.mode,
+            aead: sa.aead,
+            peer: sa.peer,
+            endpoint: peer(sa.peer).and_then(|p| p.endpoint),
+            learned: peer(sa.peer).is_some_and(|p| p.learn),
+            esn: sa.replay().esn(),
+            seq: sa.replay().highest(),
+            replay_window: sa.replay().size(),
+            counters: sa.counters,
+            selectors: sa.selectors.clone(),
+        });
+        let outbound = self.outbound.values().map(|sa| SaSnapshot {
+            spi: sa.spi,
+            direction: Direction::Out,
+            mode: sa.mode,
+            aead: sa.aead,
+            peer: sa.peer,
+            endpoint: peer(sa.peer).and_then(|p| p.endpoint),
+            learned: peer(sa.peer).is_some_and(|p| p.learn),
+            esn: sa.esn(),
+            seq: sa.seq(),
+            replay_window: 0,
+            counters: sa.counters,
+            selectors: sa.selectors.clone(),
+        });
+        inbound.chain(outbound).collect()
     }
 
     /// Number of SAs (inbound, outbound).

@@ -16,7 +16,7 @@ use crate::batch::{Event, MAX_BATCH, Pipeline, Stats, Verdict};
 use crate::buf::{HEADROOM, PacketBuf};
 use crate::io::tun::Tun;
 use crate::io::{FRAME_SIZE, WanPort};
-use crate::sad::SaCommand;
+use crate::sad::{SaCommand, SaSnapshot};
 
 /// An IKE message that arrived on the NAT-T port (non-ESP marker removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,13 @@ pub enum WorkerEvent {
     Pipeline(Event),
     /// A command could not be applied.
     CommandFailed(String),
+}
+
+/// A question to a worker, answered between batches.
+#[derive(Debug)]
+pub enum Query {
+    /// Every SA with its counters.
+    Sas(Sender<Vec<SaSnapshot>>),
 }
 
 /// Counters of one worker, published periodically.
@@ -68,6 +75,8 @@ pub struct WorkerStats {
 pub struct Links {
     /// SA commands from the control plane.
     pub commands: Receiver<SaCommand>,
+    /// Questions from the control plane (answered on the sender they carry).
+    pub queries: Receiver<Query>,
     /// Events to the control plane (bounded: a full channel drops and counts).
     pub events: Sender<WorkerEvent>,
     /// Where the worker publishes its counters.
@@ -125,6 +134,12 @@ impl<W: WanPort> Worker<W> {
         while let Ok(cmd) = self.links.commands.try_recv() {
             if let Err(e) = self.pipeline.sad.apply(cmd) {
                 self.send_event(WorkerEvent::CommandFailed(e.to_string()));
+            }
+        }
+        while let Ok(q) = self.links.queries.try_recv() {
+            match q {
+                // The asker may have given up waiting: nothing to do then.
+                Query::Sas(reply) => drop(reply.try_send(self.pipeline.sad.snapshot())),
             }
         }
     }

@@ -55,6 +55,11 @@ impl OutboundSa {
         }
     }
 
+    /// Whether extended sequence numbers are in use.
+    pub fn esn(&self) -> bool {
+        self.esn
+    }
+
     /// The last sequence number sent.
     pub fn seq(&self) -> u64 {
         self.seq

@@ -1,0 +1,138 @@
+//! The read-only CLI commands: `status`, `stats [--watch]`, `sa list` — clients of the control
+//! API that print tables or JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::api::{Request, call};
+use crate::cli::fail;
+
+fn fetch(socket: &Path, req: &Request) -> Result<Value, ExitCode> {
+    call(socket, req).map_err(fail)
+}
+
+/// `xdpsec status`.
+pub fn status(socket: &Path, json: bool) -> ExitCode {
+    let v = match fetch(socket, &Request::Status) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let s = &v["status"];
+    if json {
+        println!("{s}");
+    } else {
+        println!(
+            "xdpsec {} up {}s\n  backend  {}\n  config   {}\n  workers  {}\n  SAs      {} in, {} out",
+            s["version"].as_str().unwrap_or("?"),
+            s["uptime_s"],
+            s["backend"].as_str().unwrap_or("?"),
+            s["config"].as_str().unwrap_or("?"),
+            s["workers"],
+            s["sas_in"],
+            s["sas_out"]
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `xdpsec stats [--json] [--watch SECS]`.
+pub fn stats(socket: &Path, json: bool, watch: Option<f64>) -> ExitCode {
+    let mut previous: Option<(Instant, Value)> = None;
+    loop {
+        let v = match fetch(socket, &Request::Stats) {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
+        let now = Instant::now();
+        let stats = &v["stats"];
+        if json {
+            println!("{stats}");
+        } else {
+            if watch.is_some() {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", stats_table(stats, previous.as_ref().map(|(t, p)| (now.duration_since(*t), p))));
+        }
+        let Some(secs) = watch else { return ExitCode::SUCCESS };
+        previous = Some((now, stats.clone()));
+        std::thread::sleep(Duration::from_secs_f64(secs.max(0.1)));
+    }
+}
+
+const COUNTERS: [&str; 9] =
+    ["rx_frames", "decap_packets", "decap_bytes", "encap_packets", "encap_bytes", "ike", "keepalives", "peer_moves", "wan_tx"];
+
+/// The stats as a table; with a previous sample, rates per second beside the totals.
+pub(crate) fn stats_table(stats: &Value, previous: Option<(Duration, &Value)>) -> String {
+    let mut out = format!("backend: {}\n", stats["backend"].as_str().unwrap_or("?"));
+    let empty = Vec::new();
+    for (i, w) in stats["workers"].as_array().unwrap_or(&empty).iter().enumerate() {
+        let _ = writeln!(out, "worker {i} ({}):", w["backend"].as_str().unwrap_or("?"));
+        for key in COUNTERS {
+            let total = w[key].as_u64().unwrap_or(0);
+            let rate = previous.and_then(|(dt, p)| {
+                let before = p["workers"][i][key].as_u64()?;
+                Some(total.saturating_sub(before) as f64 / dt.as_secs_f64().max(1e-3))
+            });
+            match rate {
+                Some(r) => {
+                    let _ = writeln!(out, "  {key:<15} {total:>14}  {r:>12.0}/s");
+                }
+                None => {
+                    let _ = writeln!(out, "  {key:<15} {total:>14}");
+                }
+            }
+        }
+        let drops = w["drops"].as_object();
+        if drops.is_none_or(|d| d.is_empty()) {
+            let _ = writeln!(out, "  drops           none");
+        } else if let Some(d) = drops {
+            let _ = writeln!(out, "  drops:");
+            for (reason, n) in d {
+                let _ = writeln!(out, "    {reason:<22} {n:>10}");
+            }
+        }
+    }
+    out
+}
+
+/// `xdpsec sa list [--json]`.
+pub fn sa_list(socket: &Path, json: bool) -> ExitCode {
+    let v = match fetch(socket, &Request::SaList) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if json {
+        println!("{}", v["sas"]);
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<12} {:<4} {:<9} {:<12} {:<24} {:>10} {:>12} {:>8} {:>8}",
+        "SPI", "DIR", "MODE", "AEAD", "PEER ENDPOINT", "PACKETS", "BYTES", "REPLAY", "AUTHFAIL"
+    );
+    let empty = Vec::new();
+    for sa in v["sas"].as_array().unwrap_or(&empty) {
+        let endpoint = match (sa["endpoint"].as_str(), sa["endpoint_learned"].as_bool()) {
+            (Some(e), Some(true)) => format!("{e} (learned)"),
+            (Some(e), _) => e.to_string(),
+            (None, _) => "-".to_string(),
+        };
+        println!(
+            "{:<12} {:<4} {:<9} {:<12} {:<24} {:>10} {:>12} {:>8} {:>8}",
+            sa["spi"].as_str().unwrap_or("?"),
+            sa["direction"].as_str().unwrap_or("?"),
+            sa["mode"].as_str().unwrap_or("?"),
+            sa["aead"].as_str().unwrap_or("?"),
+            endpoint,
+            sa["packets"],
+            sa["bytes"],
+            sa["replay_drops"],
+            sa["auth_failures"]
+        );
+    }
+    ExitCode::SUCCESS
+}
