@@ -64,7 +64,11 @@ impl ApiState {
         GatewayReport {
             backend: self.backend.clone(),
             xdp: None,
-            workers: self.workers.iter().filter_map(|(s, _)| s.lock().ok().map(|s| WorkerReport::from(&*s))).collect(),
+            workers: self
+                .workers
+                .iter()
+                .filter_map(|(s, _)| s.lock().ok().map(|s| WorkerReport::from(&*s)))
+                .collect(),
         }
     }
 
@@ -100,7 +104,8 @@ impl ApiState {
 }
 
 fn sa_json(s: &SaSnapshot) -> Value {
-    let ts = |v: &[xdpsec_dataplane::sa::IpPrefix]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let ts =
+        |v: &[xdpsec_dataplane::sa::IpPrefix]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     json!({
         "spi": format!("{:#010x}", s.spi),
         "direction": match s.direction { Direction::In => "in", Direction::Out => "out" },
@@ -124,13 +129,19 @@ fn sa_json(s: &SaSnapshot) -> Value {
 /// Bind the API socket (mode 0600; its directory is created 0700 if missing; a stale socket
 /// from a previous run is replaced).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, "another xdpsec is serving this socket"));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another xdpsec is serving this socket",
+            ));
         }
         std::fs::remove_file(path)?;
     }
@@ -151,9 +162,13 @@ pub fn serve(listener: UnixListener, state: Arc<ApiState>, stop: Arc<AtomicBool>
         match listener.accept() {
             Ok((conn, _)) => {
                 let state = Arc::clone(&state);
-                let _ = std::thread::Builder::new().name("xdpsec-api".into()).spawn(move || handle(conn, &state));
+                let _ = std::thread::Builder::new()
+                    .name("xdpsec-api".into())
+                    .spawn(move || handle(conn, &state));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
@@ -162,7 +177,9 @@ pub fn serve(listener: UnixListener, state: Arc<ApiState>, stop: Arc<AtomicBool>
 fn handle(conn: UnixStream, state: &ApiState) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut out) = conn.try_clone() else { return };
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(conn).take(MAX_REQUEST as u64 * 64);
     let mut line = String::new();
     loop {
@@ -188,13 +205,20 @@ fn handle(conn: UnixStream, state: &ApiState) {
 /// Client side: send one request and return the response's payload (`Err` with the server's
 /// error or a connection problem, as one line).
 pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
-    let mut conn = UnixStream::connect(socket)
-        .map_err(|e| format!("{}: {e} (is `xdpsec run` running? --socket sets the path)", socket.display()))?;
-    conn.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let mut conn = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "{}: {e} (is `xdpsec run` running? --socket sets the path)",
+            socket.display()
+        )
+    })?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let line = serde_json::to_string(req).map_err(|e| e.to_string())?;
     writeln!(conn, "{line}").map_err(|e| format!("{}: {e}", socket.display()))?;
     let mut resp = String::new();
-    BufReader::new(conn).read_line(&mut resp).map_err(|e| format!("{}: {e}", socket.display()))?;
+    BufReader::new(conn)
+        .read_line(&mut resp)
+        .map_err(|e| format!("{}: {e}", socket.display()))?;
     let v: Value = serde_json::from_str(&resp).map_err(|e| format!("bad response: {e}"))?;
     if v["ok"] == true {
         Ok(v)

@@ -24,7 +24,9 @@ enum Command {
     /// Show what the running gateway is doing.
     Status(ClientArgs),
     /// Show counters: per-worker packets, bytes, drops by reason.
-    #[command(after_help = "Examples:\n  xdpsec stats\n  xdpsec stats --watch        # live rates, every second\n  xdpsec stats --json | jq .workers[0].drops")]
+    #[command(
+        after_help = "Examples:\n  xdpsec stats\n  xdpsec stats --watch        # live rates, every second\n  xdpsec stats --json | jq .workers[0].drops"
+    )]
     Stats(StatsArgs),
     /// Security Associations of the running gateway.
     #[command(subcommand)]
@@ -137,17 +139,32 @@ impl Cli {
         match self.command {
             Command::Run(args) => run(&args),
             Command::Status(args) => crate::show::status(&args.socket, args.json),
-            Command::Stats(args) => crate::show::stats(&args.client.socket, args.client.json, args.watch),
+            Command::Stats(args) => {
+                crate::show::stats(&args.client.socket, args.client.json, args.watch)
+            }
             Command::Sa(SaCommand::List(args)) => crate::show::sa_list(&args.socket, args.json),
-            Command::Config(ConfigCommand::Check { file }) => match crate::config::gateway::load(&file) {
-                Ok(cfg) => {
-                    println!("{}: ok ({} SAs, backend {:?}, listen {})", file.display(), cfg.sas.len(), cfg.backend, cfg.listen);
-                    ExitCode::SUCCESS
+            Command::Config(ConfigCommand::Check { file }) => {
+                match crate::config::gateway::load(&file) {
+                    Ok(cfg) => {
+                        println!(
+                            "{}: ok ({} SAs, backend {:?}, listen {})",
+                            file.display(),
+                            cfg.sas.len(),
+                            cfg.backend,
+                            cfg.listen
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
                 }
-                Err(e) => fail(e),
-            },
+            }
             Command::Completions { shell } => {
-                clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "xdpsec", &mut std::io::stdout());
+                clap_complete::generate(
+                    shell,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                    "xdpsec",
+                    &mut std::io::stdout(),
+                );
                 ExitCode::SUCCESS
             }
             Command::Pcap(args) => pcap(&args),

@@ -16,8 +16,8 @@ use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
 use xdpsec_dataplane::worker::{Links, Query, Worker, WorkerEvent, WorkerStats};
 
-use crate::config::gateway::{Backend, Gateway};
 use crate::api::ApiState;
+use crate::config::gateway::{Backend, Gateway};
 
 /// Set by SIGINT/SIGTERM.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -51,19 +51,35 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     install_signal_handlers();
     // IPv6 on the TUN only when IPv6 is routed through the tunnel.
     let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
-    let tun = Tun::open(&cfg.tun, cfg.tun_mtu, ipv6).map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
+    let tun = Tun::open(&cfg.tun, cfg.tun_mtu, ipv6)
+        .map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
     for r in &cfg.routes {
         route(tun.name(), &r.to_string())?;
     }
 
-    let mut pipeline = Pipeline::new(Config { port: PortMatch::Destination(cfg.listen.port()), mtu: cfg.wan_mtu, ..Config::default() });
+    let mut pipeline = Pipeline::new(Config {
+        port: PortMatch::Destination(cfg.listen.port()),
+        mtu: cfg.wan_mtu,
+        ..Config::default()
+    });
     for sa in &cfg.sas {
-        pipeline.sad.apply(SaCommand::Install(Box::new(sa.clone()))).map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
+        pipeline
+            .sad
+            .apply(SaCommand::Install(Box::new(sa.clone())))
+            .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
     }
     let (backend_note, wan) = match cfg.backend {
         Backend::Socket => ("socket (configured)".to_string(), UdpPort::bind(cfg.listen)),
-        Backend::Auto => ("socket (AF_XDP backend not built into this version)".to_string(), UdpPort::bind(cfg.listen)),
-        Backend::AfXdp => return Err("backend = \"afxdp\": not built into this version; use \"auto\" or \"socket\"".into()),
+        Backend::Auto => (
+            "socket (AF_XDP backend not built into this version)".to_string(),
+            UdpPort::bind(cfg.listen),
+        ),
+        Backend::AfXdp => {
+            return Err(
+                "backend = \"afxdp\": not built into this version; use \"auto\" or \"socket\""
+                    .into(),
+            );
+        }
     };
     let wan = wan.map_err(|e| format!("bind {}: {e}", cfg.listen))?;
     eprintln!(
@@ -79,14 +95,21 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     let (_cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
     let (query_tx, query_rx) = bounded::<Query>(16);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
-    let links = Links { commands: cmd_rx, queries: query_rx, events: ev_tx, stats: Arc::clone(&stats), stop: Arc::clone(&stop) };
+    let links = Links {
+        commands: cmd_rx,
+        queries: query_rx,
+        events: ev_tx,
+        stats: Arc::clone(&stats),
+        stop: Arc::clone(&stop),
+    };
     let api = Arc::new(ApiState {
         backend: backend_note.clone(),
         config: opts.config_path.clone(),
         started: Instant::now(),
         workers: vec![(Arc::clone(&stats), query_tx)],
     });
-    let listener = crate::api::bind(&opts.socket).map_err(|e| format!("control socket {}: {e}", opts.socket.display()))?;
+    let listener = crate::api::bind(&opts.socket)
+        .map_err(|e| format!("control socket {}: {e}", opts.socket.display()))?;
     let api_thread = {
         let (api, stop) = (Arc::clone(&api), Arc::clone(&stop));
         std::thread::Builder::new()
@@ -109,13 +132,23 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
         match ev_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint })) => {
-                eprintln!("xdpsec: peer {} now at {endpoint} (learned from an authenticated packet)", peer.0);
+                eprintln!(
+                    "xdpsec: peer {} now at {endpoint} (learned from an authenticated packet)",
+                    peer.0
+                );
             }
-            Ok(WorkerEvent::Pipeline(Event::Lifetime { spi, direction, kind })) => {
+            Ok(WorkerEvent::Pipeline(Event::Lifetime {
+                spi,
+                direction,
+                kind,
+            })) => {
                 eprintln!("xdpsec: SA {spi:#010x} ({direction:?}) reached its {kind:?} lifetime");
             }
             Ok(WorkerEvent::Ike(d)) => {
-                eprintln!("xdpsec: IKE message from {} ignored: static SAs only in this version", d.src);
+                eprintln!(
+                    "xdpsec: IKE message from {} ignored: static SAs only in this version",
+                    d.src
+                );
             }
             Ok(WorkerEvent::CommandFailed(e)) => eprintln!("xdpsec: SA command failed: {e}"),
             Err(RecvTimeoutError::Timeout) => {}
@@ -126,7 +159,9 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let result = handle.join().map_err(|_| "worker thread panicked".to_string())?;
+    let result = handle
+        .join()
+        .map_err(|_| "worker thread panicked".to_string())?;
     let _ = api_thread.join();
     let _ = std::fs::remove_file(&opts.socket);
     if let Some(path) = &opts.stats_file {
@@ -147,12 +182,18 @@ fn route(dev: &str, prefix: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip route replace {prefix} dev {dev}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip route replace {prefix} dev {dev}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value).map_err(io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )?;
     std::fs::rename(tmp, path)
 }

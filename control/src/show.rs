@@ -55,23 +55,49 @@ pub fn stats(socket: &Path, json: bool, watch: Option<f64>) -> ExitCode {
             if watch.is_some() {
                 print!("\x1b[2J\x1b[H");
             }
-            print!("{}", stats_table(stats, previous.as_ref().map(|(t, p)| (now.duration_since(*t), p))));
+            print!(
+                "{}",
+                stats_table(
+                    stats,
+                    previous.as_ref().map(|(t, p)| (now.duration_since(*t), p))
+                )
+            );
         }
-        let Some(secs) = watch else { return ExitCode::SUCCESS };
+        let Some(secs) = watch else {
+            return ExitCode::SUCCESS;
+        };
         previous = Some((now, stats.clone()));
         std::thread::sleep(Duration::from_secs_f64(secs.max(0.1)));
     }
 }
 
-const COUNTERS: [&str; 9] =
-    ["rx_frames", "decap_packets", "decap_bytes", "encap_packets", "encap_bytes", "ike", "keepalives", "peer_moves", "wan_tx"];
+const COUNTERS: [&str; 9] = [
+    "rx_frames",
+    "decap_packets",
+    "decap_bytes",
+    "encap_packets",
+    "encap_bytes",
+    "ike",
+    "keepalives",
+    "peer_moves",
+    "wan_tx",
+];
 
 /// The stats as a table; with a previous sample, rates per second beside the totals.
 pub(crate) fn stats_table(stats: &Value, previous: Option<(Duration, &Value)>) -> String {
     let mut out = format!("backend: {}\n", stats["backend"].as_str().unwrap_or("?"));
     let empty = Vec::new();
-    for (i, w) in stats["workers"].as_array().unwrap_or(&empty).iter().enumerate() {
-        let _ = writeln!(out, "worker {i} ({}):", w["backend"].as_str().unwrap_or("?"));
+    for (i, w) in stats["workers"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(
+            out,
+            "worker {i} ({}):",
+            w["backend"].as_str().unwrap_or("?")
+        );
         for key in COUNTERS {
             let total = w[key].as_u64().unwrap_or(0);
             let rate = previous.and_then(|(dt, p)| {

@@ -8,11 +8,17 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn xdpsec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xdpsec")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_xdpsec"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn example() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns/gw-example.toml")).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns/gw-example.toml"),
+    )
+    .unwrap()
 }
 
 fn temp(name: &str, text: &str) -> String {
@@ -32,16 +38,40 @@ fn one_line_error(out: &Output) -> String {
 fn config_check_accepts_the_example_and_names_bad_fields() {
     let good = temp("good.toml", &example());
     let out = xdpsec(&["config", "check", &good]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 SAs"));
 
     let cases = [
-        ("aead = \"aes128gcm16\"", "aead = \"aes128ccm\"", "sa[0].aead: unknown AEAD"),
+        (
+            "aead = \"aes128gcm16\"",
+            "aead = \"aes128ccm\"",
+            "sa[0].aead: unknown AEAD",
+        ),
         ("spi = 0x10000001", "spi = 12", "sa[0].spi: must be 256"),
-        ("listen = \"192.0.2.2:4500\"", "listen = \"192.0.2.2\"", "gateway.listen:"),
-        ("tun = \"xdpsec0\"", "tun = \"a-very-long-interface-name\"", "gateway.tun:"),
-        ("routes = [\"10.99.0.0/24\"]", "routes = [\"10.99.0.0/99\"]", "gateway.routes:"),
-        ("mode = \"tunnel\"", "mode = \"tunnel\"\ncolour = \"blue\"", "colour"),
+        (
+            "listen = \"192.0.2.2:4500\"",
+            "listen = \"192.0.2.2\"",
+            "gateway.listen:",
+        ),
+        (
+            "tun = \"xdpsec0\"",
+            "tun = \"a-very-long-interface-name\"",
+            "gateway.tun:",
+        ),
+        (
+            "routes = [\"10.99.0.0/24\"]",
+            "routes = [\"10.99.0.0/99\"]",
+            "gateway.routes:",
+        ),
+        (
+            "mode = \"tunnel\"",
+            "mode = \"tunnel\"\ncolour = \"blue\"",
+            "colour",
+        ),
     ];
     for (from, to, expect) in cases {
         let bad = temp("bad.toml", &example().replacen(from, to, 1));
@@ -54,11 +84,25 @@ fn config_check_accepts_the_example_and_names_bad_fields() {
 #[test]
 fn pcap_with_a_bad_sa_file_or_capture_fails_in_one_line() {
     let bad = temp("bad-sa.toml", "[[sa]]\nspi = 1\n");
-    let err = one_line_error(&xdpsec(&["pcap", "decrypt", "--sa", &bad, "/nonexistent.pcap", "/tmp/x.pcap"]));
+    let err = one_line_error(&xdpsec(&[
+        "pcap",
+        "decrypt",
+        "--sa",
+        &bad,
+        "/nonexistent.pcap",
+        "/tmp/x.pcap",
+    ]));
     assert!(err.contains("bad-sa.toml:"), "{err}");
     let sas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/sas.toml");
     let not_pcap = temp("not.pcap", "hello");
-    let err = one_line_error(&xdpsec(&["pcap", "decrypt", "--sa", sas.to_str().unwrap(), &not_pcap, "/tmp/x.pcap"]));
+    let err = one_line_error(&xdpsec(&[
+        "pcap",
+        "decrypt",
+        "--sa",
+        sas.to_str().unwrap(),
+        &not_pcap,
+        "/tmp/x.pcap",
+    ]));
     assert!(err.contains("not a pcap file"), "{err}");
 }
 

@@ -27,8 +27,15 @@ fn root() -> PathBuf {
 }
 
 fn sh(args: &[&str]) -> std::process::Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -41,10 +48,17 @@ struct Topology {
 impl Topology {
     fn up(prefix: &str) -> Self {
         // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "the namespace tests need root: run `sudo bash scripts/test.sh`");
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the namespace tests need root: run `sudo bash scripts/test.sh`"
+        );
         let topo = root().join("scripts/netns/topo.sh");
         sh(&["bash", topo.to_str().unwrap(), "up", prefix]);
-        Self { prefix: prefix.to_string(), children: Vec::new() }
+        Self {
+            prefix: prefix.to_string(),
+            children: Vec::new(),
+        }
     }
 
     fn ns(&self, name: &str) -> String {
@@ -87,7 +101,10 @@ impl Drop for Topology {
             let _ = c.wait();
         }
         let topo = root().join("scripts/netns/topo.sh");
-        let _ = Command::new("bash").args([topo.to_str().unwrap_or(""), "down", &self.prefix]).stdout(Stdio::null()).status();
+        let _ = Command::new("bash")
+            .args([topo.to_str().unwrap_or(""), "down", &self.prefix])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -101,7 +118,11 @@ fn gw_config(backend: &str) -> String {
 fn wait_for(path: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{what} did not appear: {}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not appear: {}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -122,29 +143,85 @@ fn scenario(prefix: &str, backend: &str) -> (Value, Value, Value) {
     let peer = peer.to_str().unwrap();
 
     let mut t = Topology::up(prefix);
-    t.spawn("lan", &["python3", peer, "echo", "--bind", "10.9.0.2:7", "--seconds", "60"], &dir.join("echo.log"));
+    t.spawn(
+        "lan",
+        &[
+            "python3",
+            peer,
+            "echo",
+            "--bind",
+            "10.9.0.2:7",
+            "--seconds",
+            "60",
+        ],
+        &dir.join("echo.log"),
+    );
     let sink_out = sink.to_str().unwrap().to_string();
-    t.spawn("gw", &["python3", peer, "sink", "--bind", "192.0.2.2:500", "--bind", "192.0.2.2:9999", "--seconds", "60", "--out", &sink_out], &dir.join("sink.log"));
+    t.spawn(
+        "gw",
+        &[
+            "python3",
+            peer,
+            "sink",
+            "--bind",
+            "192.0.2.2:500",
+            "--bind",
+            "192.0.2.2:9999",
+            "--seconds",
+            "60",
+            "--out",
+            &sink_out,
+        ],
+        &dir.join("sink.log"),
+    );
     let xdpsec = env!("CARGO_BIN_EXE_xdpsec");
     let socket = dir.join("api.sock");
     let socket = socket.to_str().unwrap();
     t.spawn(
         "gw",
-        &[xdpsec, "run", "--config", config.to_str().unwrap(), "--stats", stats.to_str().unwrap(), "--socket", socket],
+        &[
+            xdpsec,
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--stats",
+            stats.to_str().unwrap(),
+            "--socket",
+            socket,
+        ],
         &dir.join("gw.log"),
     );
     wait_for(&stats, "the gateway's stats file (see gw.log)");
     wait_for(&sink, "the sink's output");
 
-    let out = t.run("client", &["timeout", "60", "python3", peer, "peer", "--config", config.to_str().unwrap(), "--plain-port", "500", "--plain-port", "9999"]);
-    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("peer output {out:?}: {e}"));
+    let out = t.run(
+        "client",
+        &[
+            "timeout",
+            "60",
+            "python3",
+            peer,
+            "peer",
+            "--config",
+            config.to_str().unwrap(),
+            "--plain-port",
+            "500",
+            "--plain-port",
+            "9999",
+        ],
+    );
+    let report: Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("peer output {out:?}: {e}"));
     std::thread::sleep(Duration::from_millis(600));
     let gw = read_json(&stats);
     let sink = read_json(&sink);
     check_cli(socket, &gw, report["count"].as_u64().unwrap());
     drop(t);
     let log = std::fs::read_to_string(dir.join("gw.log")).unwrap_or_default();
-    assert!(log.contains("stopped; TUN xdpsec0 removed"), "clean shutdown on SIGINT:\n{log}");
+    assert!(
+        log.contains("stopped; TUN xdpsec0 removed"),
+        "clean shutdown on SIGINT:\n{log}"
+    );
     (report, gw, sink)
 }
 
@@ -165,40 +242,84 @@ fn check_cli(socket: &str, gw_stats: &Value, count: u64) {
     assert_eq!(status["sas_in"], 1);
     assert_eq!(status["backend"], gw_stats["backend"]);
     let stats = cli(&["stats"]);
-    assert_eq!(stats["workers"][0]["decap_packets"], gw_stats["workers"][0]["decap_packets"]);
+    assert_eq!(
+        stats["workers"][0]["decap_packets"],
+        gw_stats["workers"][0]["decap_packets"]
+    );
     let sas = cli(&["sa", "list"]);
-    let inbound = sas.as_array().unwrap().iter().find(|s| s["direction"] == "in").unwrap();
+    let inbound = sas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["direction"] == "in")
+        .unwrap();
     assert_eq!(inbound["spi"], "0x10000001");
     assert_eq!(inbound["packets"].as_u64(), Some(4 * count));
     assert_eq!(inbound["replay_drops"], 1);
     assert_eq!(inbound["auth_failures"], 1);
     assert_eq!(inbound["endpoint_learned"], true);
-    assert!(inbound["endpoint"].as_str().unwrap().starts_with("192.0.2.1:"), "the NAT's public mapping: {inbound}");
+    assert!(
+        inbound["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("192.0.2.1:"),
+        "the NAT's public mapping: {inbound}"
+    );
     // Human-readable forms work too.
     let table = String::from_utf8(sh(&[xdpsec, "sa", "list", "--socket", socket]).stdout).unwrap();
-    assert!(table.contains("0x20000001") && table.contains("(learned)"), "{table}");
+    assert!(
+        table.contains("0x20000001") && table.contains("(learned)"),
+        "{table}"
+    );
 }
 
 fn check(report: &Value, gw: &Value, sink: &Value) {
     let n = report["count"].as_u64().unwrap();
     for key in ["icmp", "udp", "icmp_after_hostile", "rebind_icmp"] {
-        assert_eq!(report[key].as_u64(), Some(n), "{key}: every reply must come back and decrypt ({report})");
+        assert_eq!(
+            report[key].as_u64(),
+            Some(n),
+            "{key}: every reply must come back and decrypt ({report})"
+        );
     }
     assert_eq!(report["hostile"]["unexpected_reply"], false);
-    assert_eq!(report["old_socket_quiet"], true, "after the rebinding replies go to the new mapping only");
+    assert_eq!(
+        report["old_socket_quiet"], true,
+        "after the rebinding replies go to the new mapping only"
+    );
     let w = &gw["workers"][0];
     let drops = &w["drops"];
     for reason in ["auth_failed", "replay_duplicate", "unknown_spi"] {
-        assert_eq!(drops[reason].as_u64(), Some(1), "{reason} counted once: {w}");
+        assert_eq!(
+            drops[reason].as_u64(),
+            Some(1),
+            "{reason} counted once: {w}"
+        );
     }
     assert_eq!(w["keepalives"].as_u64(), Some(1), "{w}");
     assert_eq!(w["decap_packets"].as_u64(), Some(4 * n), "{w}");
     assert_eq!(w["tun_tx"].as_u64(), Some(4 * n), "{w}");
     assert_eq!(w["encap_packets"].as_u64(), Some(4 * n), "{w}");
-    assert_eq!(w["peer_moves"].as_u64(), Some(2), "first mapping, then the rebinding: {w}");
-    assert_eq!(drops.as_object().map(|d| d.len()), Some(3), "no other drops: {w}");
-    assert_eq!(sink["192.0.2.2:500"].as_u64(), Some(1), "UDP 500 reaches the kernel: {sink}");
-    assert_eq!(sink["192.0.2.2:9999"].as_u64(), Some(1), "other UDP reaches the kernel: {sink}");
+    assert_eq!(
+        w["peer_moves"].as_u64(),
+        Some(2),
+        "first mapping, then the rebinding: {w}"
+    );
+    assert_eq!(
+        drops.as_object().map(|d| d.len()),
+        Some(3),
+        "no other drops: {w}"
+    );
+    assert_eq!(
+        sink["192.0.2.2:500"].as_u64(),
+        Some(1),
+        "UDP 500 reaches the kernel: {sink}"
+    );
+    assert_eq!(
+        sink["192.0.2.2:9999"].as_u64(),
+        Some(1),
+        "other UDP reaches the kernel: {sink}"
+    );
 }
 
 #[test]

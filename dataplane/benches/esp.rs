@@ -10,7 +10,9 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use xdpsec_dataplane::batch::{Config, Ingress, Pipeline, Verdict};
 use xdpsec_dataplane::buf::{HEADROOM, PacketBuf, TAILROOM};
-use xdpsec_dataplane::sa::{Aead, Direction, KeyMaterial, Lifetime, Mode, NatOa, PeerId, SaParams, Selectors};
+use xdpsec_dataplane::sa::{
+    Aead, Direction, KeyMaterial, Lifetime, Mode, NatOa, PeerId, SaParams, Selectors,
+};
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::{self, Link};
 
@@ -37,8 +39,13 @@ fn sa(direction: Direction) -> SaParams {
 }
 
 fn pipeline(direction: Direction) -> Pipeline {
-    let mut p = Pipeline::new(Config { mtu: 9000, ..Config::default() });
-    p.sad.apply(SaCommand::Install(Box::new(sa(direction)))).unwrap_or_else(|e| panic!("{e}"));
+    let mut p = Pipeline::new(Config {
+        mtu: 9000,
+        ..Config::default()
+    });
+    p.sad
+        .apply(SaCommand::Install(Box::new(sa(direction))))
+        .unwrap_or_else(|e| panic!("{e}"));
     p
 }
 
@@ -60,8 +67,12 @@ fn inner_packet(size: usize) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("esp");
-    g.sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &KEY[..16]).unwrap_or_else(|e| panic!("{e}")));
+    g.sample_size(30)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_128_GCM, &KEY[..16]).unwrap_or_else(|e| panic!("{e}")),
+    );
     for size in SIZES {
         g.throughput(Throughput::Bytes((size * BATCH) as u64));
 
@@ -71,7 +82,10 @@ fn bench(c: &mut Criterion) {
                 |bufs| {
                     for (i, buf) in bufs.iter_mut().enumerate() {
                         let nonce = nonce(i);
-                        black_box(key.seal_in_place_separate_tag(nonce, Aad::from([0u8; 8]), buf).ok());
+                        black_box(
+                            key.seal_in_place_separate_tag(nonce, Aad::from([0u8; 8]), buf)
+                                .ok(),
+                        );
                     }
                 },
                 BatchSize::SmallInput,
@@ -82,7 +96,11 @@ fn bench(c: &mut Criterion) {
             .map(|i| {
                 let mut buf = vec![0u8; size + 2];
                 let tag = key.seal_in_place_separate_tag(nonce(i), Aad::from([0u8; 8]), &mut buf);
-                buf.extend_from_slice(tag.map(|t| t.as_ref().to_vec()).unwrap_or_default().as_slice());
+                buf.extend_from_slice(
+                    tag.map(|t| t.as_ref().to_vec())
+                        .unwrap_or_default()
+                        .as_slice(),
+                );
                 buf
             })
             .collect();
@@ -91,7 +109,10 @@ fn bench(c: &mut Criterion) {
                 || sealed.clone(),
                 |bufs| {
                     for (i, buf) in bufs.iter_mut().enumerate() {
-                        black_box(key.open_in_place(nonce(i), Aad::from([0u8; 8]), buf).is_ok());
+                        black_box(
+                            key.open_in_place(nonce(i), Aad::from([0u8; 8]), buf)
+                                .is_ok(),
+                        );
                     }
                 },
                 BatchSize::SmallInput,
@@ -100,9 +121,17 @@ fn bench(c: &mut Criterion) {
 
         g.bench_with_input(BenchmarkId::new("encap", size), &size, |b, &size| {
             b.iter_batched_ref(
-                || (pipeline(Direction::Out), (0..BATCH).map(|_| inner_packet(size)).collect::<Vec<_>>()),
+                || {
+                    (
+                        pipeline(Direction::Out),
+                        (0..BATCH).map(|_| inner_packet(size)).collect::<Vec<_>>(),
+                    )
+                },
                 |(p, mems)| {
-                    let mut frames: Vec<PacketBuf<'_>> = mems.iter_mut().map(|m| PacketBuf::new(m, HEADROOM, size)).collect();
+                    let mut frames: Vec<PacketBuf<'_>> = mems
+                        .iter_mut()
+                        .map(|m| PacketBuf::new(m, HEADROOM, size))
+                        .collect();
                     let mut v = [Verdict::Keepalive; BATCH];
                     p.encap_batch(&mut frames, &mut v);
                     black_box(v);
@@ -116,8 +145,10 @@ fn bench(c: &mut Criterion) {
             b.iter_batched_ref(
                 || (pipeline(Direction::In), batch.clone()),
                 |(p, mems)| {
-                    let mut frames: Vec<PacketBuf<'_>> =
-                        mems.iter_mut().map(|(m, len)| PacketBuf::new(m, HEADROOM, *len)).collect();
+                    let mut frames: Vec<PacketBuf<'_>> = mems
+                        .iter_mut()
+                        .map(|(m, len)| PacketBuf::new(m, HEADROOM, *len))
+                        .collect();
                     let mut v = [Verdict::Keepalive; BATCH];
                     p.decap_batch(Ingress::Frames(Link::Ip), &mut frames, &mut v);
                     black_box(v);

@@ -367,7 +367,14 @@ impl Pipeline {
                 }
                 let lifetime = sa.commit(p.seq, o.len)?;
                 let payload = payload_start..payload_start + o.len;
-                esp::transport::decapsulate(pkt, p.ip..p.udp, payload, o.next_header, (p.src.ip(), p.dst.ip()), nat_oa);
+                esp::transport::decapsulate(
+                    pkt,
+                    p.ip..p.udp,
+                    payload,
+                    o.next_header,
+                    (p.src.ip(), p.dst.ip()),
+                    nat_oa,
+                );
                 self.after_commit(spi, peer, p.src, lifetime, o.len);
             }
         }

@@ -104,8 +104,18 @@ pub struct Worker<W: WanPort> {
 impl<W: WanPort> Worker<W> {
     /// Assemble a worker.
     pub fn new(wan: W, tun: Tun, pipeline: Pipeline, links: Links) -> Self {
-        let stats = WorkerStats { backend: wan.name(), ..WorkerStats::default() };
-        Self { wan, tun, pipeline, links, stats, tun_bufs: vec![[0u8; FRAME_SIZE]; MAX_BATCH] }
+        let stats = WorkerStats {
+            backend: wan.name(),
+            ..WorkerStats::default()
+        };
+        Self {
+            wan,
+            tun,
+            pipeline,
+            links,
+            stats,
+            tun_bufs: vec![[0u8; FRAME_SIZE]; MAX_BATCH],
+        }
     }
 
     /// Run until `links.stop` is set.
@@ -159,7 +169,11 @@ impl<W: WanPort> Worker<W> {
                     Ok(true) => tx += 1,
                     _ => drops += 1,
                 },
-                Verdict::Ike { src, dst } => ike.push(IkeDatagram { src, dst, message: data.to_vec() }),
+                Verdict::Ike { src, dst } => ike.push(IkeDatagram {
+                    src,
+                    dst,
+                    message: data.to_vec(),
+                }),
                 _ => {}
             })?;
             self.stats.tun_tx += tx;
@@ -178,7 +192,10 @@ impl<W: WanPort> Worker<W> {
             let mut lens = [0usize; MAX_BATCH];
             let mut n = 0;
             while n < MAX_BATCH {
-                match self.tun.recv(&mut self.tun_bufs[n][HEADROOM..FRAME_SIZE - crate::buf::TAILROOM])? {
+                match self
+                    .tun
+                    .recv(&mut self.tun_bufs[n][HEADROOM..FRAME_SIZE - crate::buf::TAILROOM])?
+                {
                     Some(len) => {
                         lens[n] = len;
                         n += 1;
@@ -230,14 +247,29 @@ impl<W: WanPort> Worker<W> {
 /// poll(2) on two descriptors; returns which are readable.
 fn poll2(a: i32, b: i32, timeout_ms: i32) -> io::Result<(bool, bool)> {
     let mut fds = [
-        libc::pollfd { fd: a, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: b, events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: a,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b,
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     // SAFETY: fds is a valid array of two pollfd for the duration of the call.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok((false, false)) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok((false, false))
+        } else {
+            Err(e)
+        };
     }
-    Ok((fds[0].revents & libc::POLLIN != 0, fds[1].revents & libc::POLLIN != 0))
+    Ok((
+        fds[0].revents & libc::POLLIN != 0,
+        fds[1].revents & libc::POLLIN != 0,
+    ))
 }

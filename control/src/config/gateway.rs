@@ -81,43 +81,82 @@ struct RawGateway {
 /// Read and validate a gateway configuration file.
 pub fn load(path: &Path) -> Result<Gateway, ConfigError> {
     let name = path.display().to_string();
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{name}: {e}")))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{name}: {e}")))?,
+    );
     parse(&name, &text)
 }
 
 /// Parse a gateway configuration. `file` names it in error messages.
 pub fn parse(file: &str, text: &str) -> Result<Gateway, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
-    let err = |at: usize, field: &str, msg: String| ConfigError(format!("{file}:{}: gateway.{field}: {msg}", line_of(text, at)));
+    let err = |at: usize, field: &str, msg: String| {
+        ConfigError(format!(
+            "{file}:{}: gateway.{field}: {msg}",
+            line_of(text, at)
+        ))
+    };
     let g = raw.gateway.get_ref();
-    let listen: SocketAddr = g
-        .listen
-        .get_ref()
-        .parse()
-        .map_err(|_| err(g.listen.span().start, "listen", format!("\"{}\" is not ADDRESS:PORT", g.listen.get_ref())))?;
+    let listen: SocketAddr = g.listen.get_ref().parse().map_err(|_| {
+        err(
+            g.listen.span().start,
+            "listen",
+            format!("\"{}\" is not ADDRESS:PORT", g.listen.get_ref()),
+        )
+    })?;
     if listen.ip().is_unspecified() {
         return Err(err(g.listen.span().start, "listen", "must be a specific address (it is the destination of every packet the gateway receives)".into()));
     }
-    let backend = match g.backend.as_ref().map(|b| (b.get_ref().as_str(), b.span().start)) {
+    let backend = match g
+        .backend
+        .as_ref()
+        .map(|b| (b.get_ref().as_str(), b.span().start))
+    {
         None | Some(("auto", _)) => Backend::Auto,
         Some(("afxdp", _)) => Backend::AfXdp,
         Some(("socket", _)) => Backend::Socket,
-        Some((other, at)) => return Err(err(at, "backend", format!("\"{other}\" is not \"auto\", \"afxdp\" or \"socket\""))),
+        Some((other, at)) => {
+            return Err(err(
+                at,
+                "backend",
+                format!("\"{other}\" is not \"auto\", \"afxdp\" or \"socket\""),
+            ));
+        }
     };
     if backend != Backend::Socket && g.wan.is_none() {
-        return Err(err(raw.gateway.span().start, "wan", "required unless backend = \"socket\" (the interface XDP attaches to)".into()));
+        return Err(err(
+            raw.gateway.span().start,
+            "wan",
+            "required unless backend = \"socket\" (the interface XDP attaches to)".into(),
+        ));
     }
     let tun = match &g.tun {
         None => "xdpsec0".to_string(),
         Some(t) if t.get_ref().is_empty() || t.get_ref().len() > 15 => {
-            return Err(err(t.span().start, "tun", "interface names are 1..15 bytes".into()));
+            return Err(err(
+                t.span().start,
+                "tun",
+                "interface names are 1..15 bytes".into(),
+            ));
         }
         Some(t) => t.get_ref().clone(),
     };
-    let int = |v: &Option<Spanned<i64>>, field: &str, default: i64, range: std::ops::RangeInclusive<i64>| match v {
+    let int = |v: &Option<Spanned<i64>>,
+               field: &str,
+               default: i64,
+               range: std::ops::RangeInclusive<i64>| match v {
         None => Ok(default),
         Some(x) if range.contains(x.get_ref()) => Ok(*x.get_ref()),
-        Some(x) => Err(err(x.span().start, field, format!("{} is outside {}..={}", x.get_ref(), range.start(), range.end()))),
+        Some(x) => Err(err(
+            x.span().start,
+            field,
+            format!(
+                "{} is outside {}..={}",
+                x.get_ref(),
+                range.start(),
+                range.end()
+            ),
+        )),
     };
     let tun_mtu = int(&g.tun_mtu, "tun_mtu", 1400, 576..=9000)? as u32;
     let wan_mtu = int(&g.wan_mtu, "wan_mtu", 1500, 576..=9000)? as usize;
@@ -126,11 +165,23 @@ pub fn parse(file: &str, text: &str) -> Result<Gateway, ConfigError> {
         Some(r) => r
             .get_ref()
             .iter()
-            .map(|s| s.parse::<IpPrefix>().map_err(|e| err(r.span().start, "routes", e)))
+            .map(|s| {
+                s.parse::<IpPrefix>()
+                    .map_err(|e| err(r.span().start, "routes", e))
+            })
             .collect::<Result<_, _>>()?,
     };
     let sas = sa_file::convert(file, text, raw.sa)?;
-    Ok(Gateway { listen, wan: g.wan.clone(), backend, tun, tun_mtu, routes, wan_mtu, sas })
+    Ok(Gateway {
+        listen,
+        wan: g.wan.clone(),
+        backend,
+        tun,
+        tun_mtu,
+        routes,
+        wan_mtu,
+        sas,
+    })
 }
 
 #[cfg(test)]
@@ -157,22 +208,50 @@ remote = "any"
     fn parses_with_defaults() {
         let g = parse("gw.toml", GW).unwrap();
         assert_eq!(g.backend, Backend::Socket);
-        assert_eq!((g.tun.as_str(), g.tun_mtu, g.wan_mtu), ("xdpsec0", 1400, 1500));
+        assert_eq!(
+            (g.tun.as_str(), g.tun_mtu, g.wan_mtu),
+            ("xdpsec0", 1400, 1500)
+        );
         assert_eq!(g.routes[0].to_string(), "10.99.0.0/24");
         assert_eq!(g.sas.len(), 1);
     }
 
     #[test]
     fn errors_are_one_line_with_position() {
-        let e = parse("gw.toml", &GW.replace("backend = \"socket\"", "backend = \"dpdk\"")).unwrap_err().to_string();
-        assert_eq!(e, "gw.toml:4: gateway.backend: \"dpdk\" is not \"auto\", \"afxdp\" or \"socket\"");
-        let e = parse("gw.toml", &GW.replace("backend = \"socket\"", "backend = \"auto\"")).unwrap_err().to_string();
+        let e = parse(
+            "gw.toml",
+            &GW.replace("backend = \"socket\"", "backend = \"dpdk\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "gw.toml:4: gateway.backend: \"dpdk\" is not \"auto\", \"afxdp\" or \"socket\""
+        );
+        let e = parse(
+            "gw.toml",
+            &GW.replace("backend = \"socket\"", "backend = \"auto\""),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("gateway.wan: required"), "{e}");
-        let e = parse("gw.toml", &GW.replace("192.0.2.2:4500\"\nbackend", "0.0.0.0:4500\"\nbackend")).unwrap_err().to_string();
-        assert!(e.contains("gateway.listen: must be a specific address"), "{e}");
-        let e = parse("gw.toml", &GW.replace("key = \"0x00", "key = \"0x")).unwrap_err().to_string();
+        let e = parse(
+            "gw.toml",
+            &GW.replace("192.0.2.2:4500\"\nbackend", "0.0.0.0:4500\"\nbackend"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("gateway.listen: must be a specific address"),
+            "{e}"
+        );
+        let e = parse("gw.toml", &GW.replace("key = \"0x00", "key = \"0x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("gw.toml:12: sa[0].key:"), "{e}");
-        let e = parse("gw.toml", &format!("{GW}\n[gateway2]\n")).unwrap_err().to_string();
+        let e = parse("gw.toml", &format!("{GW}\n[gateway2]\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gateway2"), "{e}");
     }
 }

@@ -8,10 +8,10 @@ use serde::Serialize;
 use xdpsec_dataplane::batch::{Config, Ingress, MAX_BATCH, Pipeline, Verdict};
 use xdpsec_dataplane::buf::{HEADROOM, PacketBuf, TAILROOM};
 use xdpsec_dataplane::drop::DropReason;
+use xdpsec_dataplane::natt::NATT_PORT;
 use xdpsec_dataplane::sa::SaParams;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::ethernet::{self, EtherType};
-use xdpsec_dataplane::natt::NATT_PORT;
 use xdpsec_dataplane::wire::frame::{Link, PortMatch};
 
 use super::format::{self, FileHeader, LINKTYPE_ETHERNET, LINKTYPE_RAW, Reader, Record};
@@ -96,7 +96,11 @@ pub fn run(
     };
     // A capture may be taken on either side of a NAT: ESP-in-UDP is whatever has 4500 at
     // one end. Outbound packets may be as large as the capture holds.
-    let config = Config { port: PortMatch::Either(NATT_PORT), mtu: 65535, ..Config::default() };
+    let config = Config {
+        port: PortMatch::Either(NATT_PORT),
+        mtu: 65535,
+        ..Config::default()
+    };
     let mut pipeline = Pipeline::new(config);
     for sa in sas {
         pipeline

@@ -37,7 +37,10 @@ pub fn decapsulate(
     pkt.truncate(hlen + payload.len());
     let data = pkt.data_mut();
     set_ip_header(&mut data[..hlen], protocol, payload.len(), None);
-    let original = (nat_oa.remote.unwrap_or(wire.0), nat_oa.local.unwrap_or(wire.1));
+    let original = (
+        nat_oa.remote.unwrap_or(wire.0),
+        nat_oa.local.unwrap_or(wire.1),
+    );
     fix_checksum(&mut data[hlen..], protocol, original, wire);
 }
 
@@ -62,13 +65,26 @@ pub fn encapsulate(
     pkt.pull_front(hlen);
     let event = sa.seal(pkt, info.protocol)?;
     let udp_len = pkt.len() + udp::HEADER_LEN;
-    let out = pkt.push_front(hlen + udp::HEADER_LEN).map_err(|_| DropReason::TooBig)?;
+    let out = pkt
+        .push_front(hlen + udp::HEADER_LEN)
+        .map_err(|_| DropReason::TooBig)?;
     out[..hlen].copy_from_slice(&header[..hlen]);
-    set_ip_header(&mut out[..hlen], next_header::UDP, udp_len, Some((local.ip(), dst.ip())));
-    let repr = udp::Repr { src_port: local.port(), dst_port: dst.port(), payload_len: (udp_len - udp::HEADER_LEN) as u16 };
-    repr.emit(&mut out[hlen..]).map_err(|_| DropReason::TooBig)?;
+    set_ip_header(
+        &mut out[..hlen],
+        next_header::UDP,
+        udp_len,
+        Some((local.ip(), dst.ip())),
+    );
+    let repr = udp::Repr {
+        src_port: local.port(),
+        dst_port: dst.port(),
+        payload_len: (udp_len - udp::HEADER_LEN) as u16,
+    };
+    repr.emit(&mut out[hlen..])
+        .map_err(|_| DropReason::TooBig)?;
     if !v4 {
-        udp::Datagram::new_unchecked(&mut pkt.data_mut()[hlen..]).fill_checksum(local.ip(), dst.ip());
+        udp::Datagram::new_unchecked(&mut pkt.data_mut()[hlen..])
+            .fill_checksum(local.ip(), dst.ip());
     }
     Ok(event)
 }
@@ -76,7 +92,12 @@ pub fn encapsulate(
 /// Set the protocol (next header), the length for `payload_len` bytes after the header and,
 /// if given, the addresses of an IPv4 or IPv6 header (IPv4: checksum refreshed). The header
 /// was validated when the packet was parsed.
-fn set_ip_header(hdr: &mut [u8], protocol: u8, payload_len: usize, addrs: Option<(IpAddr, IpAddr)>) {
+fn set_ip_header(
+    hdr: &mut [u8],
+    protocol: u8,
+    payload_len: usize,
+    addrs: Option<(IpAddr, IpAddr)>,
+) {
     let hlen = hdr.len();
     if hdr.first().is_some_and(|b| b >> 4 == 4) {
         let mut ip = ipv4::Packet::new_unchecked(hdr);

@@ -26,7 +26,11 @@ pub trait WanPort {
     /// verdict and the frame's bytes after processing (the inner packet for
     /// [`Verdict::Inner`], the IKE message for [`Verdict::Ike`]). Returns the batch size; 0
     /// when nothing was waiting. Never blocks.
-    fn rx(&mut self, pipeline: &mut Pipeline, deliver: &mut dyn FnMut(Verdict, &[u8])) -> io::Result<usize>;
+    fn rx(
+        &mut self,
+        pipeline: &mut Pipeline,
+        deliver: &mut dyn FnMut(Verdict, &[u8]),
+    ) -> io::Result<usize>;
 
     /// Send outer packets (IP ‖ UDP ‖ payload, as built by the pipeline) to their
     /// destinations. Returns how many left; the rest were dropped for lack of room.

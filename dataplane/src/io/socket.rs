@@ -51,13 +51,17 @@ impl UdpPort {
 
     /// Receive up to a batch of datagrams without blocking; returns how many.
     fn recv_batch(&mut self) -> io::Result<usize> {
-        let mut iovs: [MaybeUninit<libc::iovec>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
+        let mut iovs: [MaybeUninit<libc::iovec>; MAX_BATCH] =
+            [const { MaybeUninit::uninit() }; MAX_BATCH];
         // SAFETY: all-zero is a valid sockaddr_storage and mmsghdr.
         let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
         for (i, buf) in self.bufs.iter_mut().enumerate() {
             let room = &mut buf[HEADROOM..];
-            iovs[i].write(libc::iovec { iov_base: room.as_mut_ptr().cast(), iov_len: room.len() });
+            iovs[i].write(libc::iovec {
+                iov_base: room.as_mut_ptr().cast(),
+                iov_len: room.len(),
+            });
             hdrs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
             hdrs[i].msg_hdr.msg_iovlen = 1;
             hdrs[i].msg_hdr.msg_name = (&raw mut names[i]).cast();
@@ -66,11 +70,21 @@ impl UdpPort {
         // SAFETY: every header points at a live iovec/name of this frame; the kernel writes at
         // most iov_len bytes into each buffer.
         let n = unsafe {
-            libc::recvmmsg(self.sock.as_raw_fd(), hdrs.as_mut_ptr(), MAX_BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                MAX_BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(0)
+            } else {
+                Err(e)
+            };
         }
         let n = n as usize;
         for i in 0..n {
@@ -91,19 +105,30 @@ impl WanPort for UdpPort {
         "socket"
     }
 
-    fn rx(&mut self, pipeline: &mut Pipeline, deliver: &mut dyn FnMut(Verdict, &[u8])) -> io::Result<usize> {
+    fn rx(
+        &mut self,
+        pipeline: &mut Pipeline,
+        deliver: &mut dyn FnMut(Verdict, &[u8]),
+    ) -> io::Result<usize> {
         let n = self.recv_batch()?;
         if n == 0 {
             return Ok(0);
         }
         let lens = self.lens;
-        let mut frames: [MaybeUninit<PacketBuf<'_>>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
+        let mut frames: [MaybeUninit<PacketBuf<'_>>; MAX_BATCH] =
+            [const { MaybeUninit::uninit() }; MAX_BATCH];
         for (i, buf) in self.bufs.iter_mut().take(n).enumerate() {
             frames[i].write(PacketBuf::new(buf, HEADROOM, lens[i]));
         }
         // SAFETY: the first n entries were initialised just above.
-        let frames = unsafe { std::slice::from_raw_parts_mut(frames.as_mut_ptr().cast::<PacketBuf<'_>>(), n) };
-        pipeline.decap_batch(Ingress::Udp(&self.endpoints[..n]), frames, &mut self.verdicts[..n]);
+        let frames = unsafe {
+            std::slice::from_raw_parts_mut(frames.as_mut_ptr().cast::<PacketBuf<'_>>(), n)
+        };
+        pipeline.decap_batch(
+            Ingress::Udp(&self.endpoints[..n]),
+            frames,
+            &mut self.verdicts[..n],
+        );
         for (v, f) in self.verdicts[..n].iter().zip(frames.iter()) {
             deliver(*v, f.data());
         }
@@ -113,16 +138,22 @@ impl WanPort for UdpPort {
     fn tx(&mut self, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
         let mut sent = 0;
         for chunk in packets.chunks(MAX_BATCH) {
-            let mut iovs: [MaybeUninit<libc::iovec>; MAX_BATCH] = [const { MaybeUninit::uninit() }; MAX_BATCH];
+            let mut iovs: [MaybeUninit<libc::iovec>; MAX_BATCH] =
+                [const { MaybeUninit::uninit() }; MAX_BATCH];
             // SAFETY: all-zero is valid for these C structs.
             let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { zeroed() };
             let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
             let mut count = 0;
             for (dst, ip_packet) in chunk {
                 // The kernel adds IP and UDP: send only what follows the outer UDP header.
-                let Some(payload) = udp_payload(ip_packet) else { continue };
+                let Some(payload) = udp_payload(ip_packet) else {
+                    continue;
+                };
                 let namelen = std_to_sockaddr(*dst, &mut names[count]);
-                iovs[count].write(libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: payload.len() });
+                iovs[count].write(libc::iovec {
+                    iov_base: payload.as_ptr() as *mut _,
+                    iov_len: payload.len(),
+                });
                 hdrs[count].msg_hdr.msg_iov = iovs[count].as_mut_ptr();
                 hdrs[count].msg_hdr.msg_iovlen = 1;
                 hdrs[count].msg_hdr.msg_name = (&raw mut names[count]).cast();
@@ -132,7 +163,14 @@ impl WanPort for UdpPort {
             let mut off = 0;
             while off < count {
                 // SAFETY: headers [off, count) point at live iovecs/names; the kernel only reads.
-                let r = unsafe { libc::sendmmsg(self.sock.as_raw_fd(), hdrs[off..].as_mut_ptr(), (count - off) as u32, 0) };
+                let r = unsafe {
+                    libc::sendmmsg(
+                        self.sock.as_raw_fd(),
+                        hdrs[off..].as_mut_ptr(),
+                        (count - off) as u32,
+                        0,
+                    )
+                };
                 if r < 0 {
                     let e = io::Error::last_os_error();
                     if e.kind() == io::ErrorKind::WouldBlock {
@@ -164,13 +202,21 @@ fn sockaddr_to_std(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: the family says this storage holds a sockaddr_in.
             let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
             let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
         }
         _ => None,
     }
@@ -180,7 +226,8 @@ fn std_to_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> u32 {
     match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let s = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let s =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             s.sin_family = libc::AF_INET as u16;
             s.sin_port = a.port().to_be();
             s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
@@ -188,7 +235,8 @@ fn std_to_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> u32 {
         }
         SocketAddr::V6(a) => {
             // SAFETY: as above, for sockaddr_in6.
-            let s = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let s =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             s.sin6_family = libc::AF_INET6 as u16;
             s.sin6_port = a.port().to_be();
             s.sin6_addr.s6_addr = a.ip().octets();

@@ -33,8 +33,16 @@ struct IfReqMtu {
 }
 
 fn ifname(name: &str) -> io::Result<[libc::c_char; libc::IFNAMSIZ]> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.bytes().any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace()) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name \"{name}\" (1..15 bytes, no '/' or spaces)")));
+    if name.is_empty()
+        || name.len() >= libc::IFNAMSIZ
+        || name
+            .bytes()
+            .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name \"{name}\" (1..15 bytes, no '/' or spaces)"),
+        ));
     }
     let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
     for (o, b) in out.iter_mut().zip(name.bytes()) {
@@ -48,17 +56,30 @@ impl Tun {
     /// `ipv6`, IPv6 is disabled on the interface before it comes up, so the kernel's link-local
     /// chatter (router solicitations, MLD reports) never reaches the tunnel.
     pub fn open(name: &str, mtu: u32, ipv6: bool) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open("/dev/net/tun")?;
-        let mut req = IfReqFlags { name: ifname(name)?, flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")?;
+        let mut req = IfReqFlags {
+            name: ifname(name)?,
+            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            _pad: [0; 22],
+        };
         // SAFETY: TUNSETIFF reads and writes an ifreq, which IfReqFlags lays out.
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel NUL-terminates the name it returns.
-        let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         let tun = Self { file, name };
         if !ipv6 {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", tun.name), "1")?;
+            std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", tun.name),
+                "1",
+            )?;
         }
         tun.configure(mtu)?;
         Ok(tun)
@@ -72,12 +93,20 @@ impl Tun {
         }
         // SAFETY: s is a fresh descriptor we own.
         let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
-        let mut m = IfReqMtu { name: ifname(&self.name)?, mtu: mtu as libc::c_int, _pad: [0; 20] };
+        let mut m = IfReqMtu {
+            name: ifname(&self.name)?,
+            mtu: mtu as libc::c_int,
+            _pad: [0; 20],
+        };
         // SAFETY: SIOCSIFMTU takes an ifreq with the MTU in the union.
         if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &mut m) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut f = IfReqFlags { name: ifname(&self.name)?, flags: 0, _pad: [0; 22] };
+        let mut f = IfReqFlags {
+            name: ifname(&self.name)?,
+            flags: 0,
+            _pad: [0; 22],
+        };
         // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read/write the flags of an ifreq.
         unsafe {
             if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut f) < 0 {

@@ -176,7 +176,11 @@ impl From<u16> for PortMatch {
 /// partial (see NOTES.md); and the ESP ICV (RFC 4303 §3.4.4) or the IKE integrity check
 /// protects the whole payload far more strongly than a 16-bit sum would.
 #[inline]
-pub fn parse_udp(frame: &[u8], link: Link, port: impl Into<PortMatch>) -> Result<UdpFrame, DropReason> {
+pub fn parse_udp(
+    frame: &[u8],
+    link: Link,
+    port: impl Into<PortMatch>,
+) -> Result<UdpFrame, DropReason> {
     let (ip_offset, expect) = match link {
         Link::Ethernet => {
             let eth = ethernet::Frame::new_checked(frame)?;
