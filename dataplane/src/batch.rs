@@ -122,17 +122,18 @@ impl Default for Config {
     }
 }
 
-/// Per-frame state carried between the inbound passes.
+/// Per-frame state carried between the inbound passes. Kept small: a batch holds 64 of them
+/// on the stack and every field is written once per packet. Offsets fit in u16 (frames are
+/// at most 64 KiB).
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    sa: usize,
     seq: u64,
-    ip: usize,
-    udp: usize,
-    esp: usize,
-    esp_len: usize,
+    sa: u32,
+    ip: u16,
+    udp: u16,
+    esp: u16,
+    esp_len: u16,
     src: SocketAddr,
-    dst: SocketAddr,
     opened: Option<esp::inbound::Opened>,
 }
 
@@ -246,10 +247,11 @@ impl Pipeline {
             let Some(p) = pending[i].as_mut() else {
                 continue;
             };
-            let Some(sa) = self.sad.inbound_at(p.sa) else {
+            let Some(sa) = self.sad.inbound_at(p.sa as usize) else {
                 continue;
             };
-            let esp = &mut pkt.data_mut()[p.esp..p.esp + p.esp_len];
+            let (at, len) = (usize::from(p.esp), usize::from(p.esp_len));
+            let esp = &mut pkt.data_mut()[at..at + len];
             match sa.open(p.seq, esp) {
                 Ok(o) => p.opened = Some(o),
                 Err(r) => {
@@ -310,15 +312,16 @@ impl Pipeline {
                     .inbound_at(sa_index)
                     .ok_or(DropReason::UnknownSpi)?;
                 let seq = sa.check(seq)?;
+                // Offsets come from a frame of at most 64 KiB (IP length fields are 16-bit).
+                let short = |v: usize| u16::try_from(v).map_err(|_| DropReason::BadIpLength);
                 Ok(Classified::Esp(Pending {
-                    sa: sa_index,
                     seq,
-                    ip,
-                    udp,
-                    esp: payload,
-                    esp_len: payload_len,
+                    sa: u32::try_from(sa_index).map_err(|_| DropReason::UnknownSpi)?,
+                    ip: short(ip)?,
+                    udp: short(udp)?,
+                    esp: short(payload)?,
+                    esp_len: short(payload_len)?,
                     src,
-                    dst,
                     opened: None,
                 }))
             }
@@ -333,11 +336,11 @@ impl Pipeline {
         o: esp::inbound::Opened,
         pkt: &mut PacketBuf<'_>,
     ) -> Result<(), DropReason> {
-        let Some(sa) = self.sad.inbound_at(p.sa) else {
+        let Some(sa) = self.sad.inbound_at(p.sa as usize) else {
             return Err(DropReason::UnknownSpi);
         };
         sa.accepts_next_header(o.next_header)?;
-        let payload_start = p.esp + o.offset;
+        let payload_start = usize::from(p.esp) + o.offset;
         let (spi, peer, mode, nat_oa) = (sa.spi, sa.peer, sa.mode, sa.nat_oa);
         match mode {
             Mode::Tunnel => {
@@ -365,14 +368,19 @@ impl Pipeline {
                     // Socket backend: the kernel kept the IP header, there is none to rebuild.
                     return Err(DropReason::BadNextHeader);
                 }
+                let ip_header = usize::from(p.ip)..usize::from(p.udp);
+                // The outer header was validated in pass 1; its destination is our address.
+                let dst = frame::parse_ip(&pkt.data()[ip_header.start..])
+                    .map_err(|_| DropReason::BadInnerPacket)?
+                    .dst;
                 let lifetime = sa.commit(p.seq, o.len)?;
                 let payload = payload_start..payload_start + o.len;
                 esp::transport::decapsulate(
                     pkt,
-                    p.ip..p.udp,
+                    ip_header,
                     payload,
                     o.next_header,
-                    (p.src.ip(), p.dst.ip()),
+                    (p.src.ip(), dst),
                     nat_oa,
                 );
                 self.after_commit(spi, peer, p.src, lifetime, o.len);

@@ -1,6 +1,8 @@
 //! I/O backends around the sans-IO pipeline: the WAN side ([`WanPort`]: AF_XDP or a UDP
 //! socket) and the inner side ([`tun::Tun`]).
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod socket;
 pub mod tun;
 

@@ -81,7 +81,11 @@ struct IpLayer<'a> {
 /// Parse and validate an IPv4 or IPv6 header. `expect` is the version the link layer
 /// announced, if any.
 #[inline]
-fn ip_layer(packet: &[u8], expect: Option<u8>) -> Result<IpLayer<'_>, DropReason> {
+fn ip_layer(
+    packet: &[u8],
+    expect: Option<u8>,
+    verify: Checksum,
+) -> Result<IpLayer<'_>, DropReason> {
     let Some(&first) = packet.first() else {
         return Err(DropReason::TruncatedIp);
     };
@@ -91,7 +95,7 @@ fn ip_layer(packet: &[u8], expect: Option<u8>) -> Result<IpLayer<'_>, DropReason
             let p = ipv4::Packet::new_checked(packet)?;
             // RFC 791 §3.1 / RFC 1122 §3.2.1.2: a datagram with a bad header checksum is
             // silently discarded.
-            if !p.verify_checksum() {
+            if verify == Checksum::Verify && !p.verify_checksum() {
                 return Err(DropReason::BadIpChecksum);
             }
             let header_len = p.header_len();
@@ -194,7 +198,7 @@ pub fn parse_udp(
         Link::Ip => (0, None),
     };
     let packet = frame.get(ip_offset..).ok_or(DropReason::TruncatedIp)?;
-    let ip = ip_layer(packet, expect)?;
+    let ip = ip_layer(packet, expect, Checksum::Verify)?;
     if ip.is_fragment {
         return Err(DropReason::IpFragment);
     }
@@ -221,16 +225,27 @@ pub fn parse_udp(
     })
 }
 
+/// Whether to verify the IPv4 header checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    Verify,
+    Skip,
+}
+
 /// Parse an IP packet with no link header, as found on a TUN device or inside a tunnel.
 ///
 /// The version comes from the first nibble. Errors: [`DropReason::TruncatedIp`],
 /// [`DropReason::BadIpVersion`], [`DropReason::BadIpHeaderLength`],
-/// [`DropReason::BadIpLength`], [`DropReason::BadIpChecksum`] (IPv4 header checksum, RFC 791
-/// §3.1). Fragments are reported in [`IpInfo::is_fragment`], not refused. For IPv6,
-/// `protocol` is the fixed header's next header and `header_len` is 40.
+/// [`DropReason::BadIpLength`]. Fragments are reported in [`IpInfo::is_fragment`], not
+/// refused. For IPv6, `protocol` is the fixed header's next header and `header_len` is 40.
+///
+/// The IPv4 **header checksum is not verified** here: these packets are either inner packets
+/// whose every byte the ESP ICV just authenticated, or packets our own kernel wrote into the
+/// TUN; the receiving stack verifies it again on delivery. (Outer headers, which the ICV does
+/// not cover and whose addresses teach the NAT mapping, are verified by [`parse_udp`].)
 #[inline]
 pub fn parse_ip(packet: &[u8]) -> Result<IpInfo, DropReason> {
-    let ip = ip_layer(packet, None)?;
+    let ip = ip_layer(packet, None, Checksum::Skip)?;
     Ok(IpInfo {
         src: ip.src,
         dst: ip.dst,
@@ -678,7 +693,14 @@ mod tests {
         refill(&mut g);
         assert!(parse_ip(&g[14..]).unwrap().is_fragment);
         g[22] = 1;
-        assert_eq!(parse_ip(&g[14..]).unwrap_err(), DropReason::BadIpChecksum);
+        assert!(
+            parse_ip(&g[14..]).is_ok(),
+            "inner/TUN packets: checksum left to the kernel"
+        );
+        assert_eq!(
+            parse_udp(&g, Link::Ethernet, 4500).unwrap_err(),
+            DropReason::BadIpChecksum
+        );
         let f = v6_frame();
         let i = parse_ip(&f[14..]).unwrap();
         assert_eq!((i.header_len, i.total_len, i.protocol), (40, 56, 17));
