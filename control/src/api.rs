@@ -56,14 +56,23 @@ pub struct ApiState {
     pub started: Instant,
     /// Each worker's published counters and its query channel.
     pub workers: Vec<(Arc<Mutex<WorkerStats>>, Sender<Query>)>,
+    /// The XDP program's counters, refreshed by the daemon (AF_XDP backend only).
+    pub xdp: Mutex<Option<std::collections::BTreeMap<&'static str, u64>>>,
 }
 
 impl ApiState {
+    /// Replace the XDP counters.
+    pub fn set_xdp(&self, counters: Option<std::collections::BTreeMap<&'static str, u64>>) {
+        if let Ok(mut x) = self.xdp.lock() {
+            *x = counters;
+        }
+    }
+
     /// The counters of every worker.
     pub fn report(&self) -> GatewayReport {
         GatewayReport {
             backend: self.backend.clone(),
-            xdp: None,
+            xdp: self.xdp.lock().ok().and_then(|x| x.clone()),
             workers: self
                 .workers
                 .iter()

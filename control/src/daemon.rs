@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use xdpsec_dataplane::batch::{Config, Event, Pipeline};
+use xdpsec_dataplane::io::WanPort;
+use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, NextHop, XskConfig, XskPort};
+use xdpsec_dataplane::io::port_set::PortSet;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
 use xdpsec_dataplane::worker::{Links, Query, Worker, WorkerEvent, WorkerStats};
+use xdpsec_ebpf::{ModePreference, NattSteering, XdpCounters};
 
 use crate::api::ApiState;
 use crate::config::gateway::{Backend, Gateway};
@@ -68,20 +72,18 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .apply(SaCommand::Install(Box::new(sa.clone())))
             .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
     }
-    let (backend_note, wan) = match cfg.backend {
-        Backend::Socket => ("socket (configured)".to_string(), UdpPort::bind(cfg.listen)),
-        Backend::Auto => (
-            "socket (AF_XDP backend not built into this version)".to_string(),
-            UdpPort::bind(cfg.listen),
-        ),
-        Backend::AfXdp => {
-            return Err(
-                "backend = \"afxdp\": not built into this version; use \"auto\" or \"socket\""
-                    .into(),
-            );
-        }
+    let wan = match cfg.backend {
+        Backend::Socket => Wan::Socket(bind_socket(cfg)?, "socket (configured)".into()),
+        Backend::AfXdp => start_afxdp(cfg)?,
+        Backend::Auto => match start_afxdp(cfg) {
+            Ok(w) => w,
+            Err(e) => Wan::Socket(
+                bind_socket(cfg)?,
+                format!("socket (AF_XDP unavailable: {e})"),
+            ),
+        },
     };
-    let wan = wan.map_err(|e| format!("bind {}: {e}", cfg.listen))?;
+    let backend_note = wan.note().to_string();
     eprintln!(
         "xdpsec: gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
         cfg.listen,
@@ -107,6 +109,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         config: opts.config_path.clone(),
         started: Instant::now(),
         workers: vec![(Arc::clone(&stats), query_tx)],
+        xdp: Mutex::new(None),
     });
     let listener = crate::api::bind(&opts.socket)
         .map_err(|e| format!("control socket {}: {e}", opts.socket.display()))?;
@@ -117,17 +120,16 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .spawn(move || crate::api::serve(listener, api, stop))
             .map_err(|e| format!("api thread: {e}"))?
     };
-    let worker = Worker::new(wan, tun, pipeline, links);
-    let core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
-    let handle = std::thread::Builder::new()
-        .name("xdpsec-worker-0".into())
-        .spawn(move || {
-            if let Some(core) = core {
-                core_affinity::set_for_current(core);
-            }
-            worker.run()
-        })
-        .map_err(|e| format!("worker thread: {e}"))?;
+    let (handle, steering) = match wan {
+        Wan::Socket(port, _) => (
+            spawn_worker(Worker::new(*port, tun, pipeline, links))?,
+            None,
+        ),
+        Wan::AfXdp(ports, steering, _) => (
+            spawn_worker(Worker::new(ports, tun, pipeline, links))?,
+            Some(steering),
+        ),
+    };
 
     while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
         match ev_rx.recv_timeout(Duration::from_millis(200)) {
@@ -154,6 +156,9 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(s) = &steering {
+            api.set_xdp(s.counters().ok().map(|c| xdp_map(&c)));
+        }
         if let Some(path) = &opts.stats_file {
             write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
         }
@@ -168,8 +173,127 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     result.map_err(|e| format!("worker: {e}"))?;
+    if let Some(s) = steering {
+        s.detach().map_err(|e| format!("detach XDP: {e}"))?;
+        eprintln!(
+            "xdpsec: XDP program detached from {}",
+            cfg.wan.as_deref().unwrap_or("?")
+        );
+    }
     eprintln!("xdpsec: stopped; TUN {} removed", cfg.tun);
     Ok(())
+}
+
+/// The WAN side chosen at start-up, with a description for `xdpsec status`.
+enum Wan {
+    Socket(Box<UdpPort>, String),
+    AfXdp(PortSet<AfxdpWan>, NattSteering, String),
+}
+
+impl Wan {
+    fn note(&self) -> &str {
+        match self {
+            Wan::Socket(_, n) | Wan::AfXdp(_, _, n) => n,
+        }
+    }
+}
+
+fn bind_socket(cfg: &Gateway) -> Result<Box<UdpPort>, String> {
+    UdpPort::bind(cfg.listen)
+        .map(Box::new)
+        .map_err(|e| format!("bind {}: {e}", cfg.listen))
+}
+
+/// Attach the XDP program to the WAN interface and open one AF_XDP socket per RX queue, each
+/// registered in the program's XSKMAP. All queues are served by one worker (exact replay
+/// windows); the steering program is detached when the returned handle is dropped.
+fn start_afxdp(cfg: &Gateway) -> Result<Wan, String> {
+    let iface = cfg.wan.as_deref().ok_or("gateway.wan is not set")?;
+    let mut steering = NattSteering::attach(iface, cfg.listen.port(), ModePreference::Auto)
+        .map_err(|e| e.to_string())?;
+    let mac = interface_mac(iface)?;
+    let queues = rx_queues(iface);
+    let xsk = XskConfig::default();
+    let mut ports = Vec::with_capacity(queues as usize);
+    let mut bind = None;
+    for q in 0..queues {
+        let port = XskPort::open(iface, q, &xsk)
+            .map_err(|e| format!("AF_XDP socket on {iface} queue {q}: {e}"))?;
+        steering
+            .register_socket(q, port.fd())
+            .map_err(|e| e.to_string())?;
+        bind = Some(port.bind_mode());
+        ports.push(AfxdpWan::new(port, mac, NextHop::Learn));
+    }
+    let set = PortSet::new(ports).map_err(|e| format!("epoll: {e}"))?;
+    let note = format!(
+        "afxdp (XDP {} mode on {iface}, {queues} queues, {:?})",
+        steering.mode(),
+        bind.unwrap_or(BindMode::Copy)
+    );
+    Ok(Wan::AfXdp(set, steering, note))
+}
+
+/// The interface's MAC address (sysfs; `ip netns exec` remounts /sys for the namespace).
+fn interface_mac(iface: &str) -> Result<[u8; 6], String> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .map_err(|e| format!("{iface}: {e}"))?;
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!(
+            "{iface}: unexpected MAC address \"{}\"",
+            text.trim()
+        ));
+    }
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).map_err(|_| format!("{iface}: bad MAC address"))?;
+    }
+    Ok(mac)
+}
+
+/// Number of RX queues of `iface` (1 if sysfs does not say).
+fn rx_queues(iface: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{iface}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// XDP counters by name, for the stats report.
+fn xdp_map(c: &XdpCounters) -> std::collections::BTreeMap<&'static str, u64> {
+    [
+        ("seen", c.seen),
+        ("redirected", c.redirected),
+        ("passed_not_ip", c.passed_not_ip),
+        ("passed_not_udp", c.passed_not_udp),
+        ("passed_other_port", c.passed_other_port),
+        ("passed_fragment", c.passed_fragment),
+        ("malformed", c.malformed),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Run `worker` on its own thread, pinned to the last core (the first is left to the
+/// control plane and the kernel).
+fn spawn_worker<W: WanPort + Send + 'static>(
+    worker: Worker<W>,
+) -> Result<std::thread::JoinHandle<io::Result<()>>, String> {
+    let core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
+    std::thread::Builder::new()
+        .name("xdpsec-worker-0".into())
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
+            worker.run()
+        })
+        .map_err(|e| format!("worker thread: {e}"))
 }
 
 /// Route `prefix` into the TUN (iproute2; replaced if present, removed with the TUN).

@@ -328,3 +328,23 @@ fn socket_backend_through_nat_with_scapy_peer() {
     check(&report, &gw, &sink);
     assert_eq!(gw["workers"][0]["backend"], "socket");
 }
+
+#[test]
+fn afxdp_backend_through_nat_with_scapy_peer() {
+    let (report, gw, sink) = scenario("xa-", "afxdp");
+    check(&report, &gw, &sink);
+    assert_eq!(gw["workers"][0]["backend"], "afxdp");
+    let backend = gw["backend"].as_str().unwrap();
+    assert!(backend.starts_with("afxdp (XDP"), "{backend}");
+    // The packets took the XDP path: the program redirected every NAT-T frame the gateway saw.
+    let xdp = &gw["xdp"];
+    let redirected = xdp["redirected"].as_u64().unwrap();
+    assert!(
+        redirected >= gw["workers"][0]["rx_frames"].as_u64().unwrap(),
+        "{xdp}"
+    );
+    assert!(
+        xdp["passed_other_port"].as_u64().unwrap() >= 2,
+        "UDP 500 and 9999 were passed to the kernel: {xdp}"
+    );
+}

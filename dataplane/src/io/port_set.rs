@@ -1,0 +1,84 @@
+//! Several WAN ports served by one worker — one AF_XDP socket per RX queue — behind a
+//! single epoll descriptor that is readable when any of them is.
+//!
+//! One worker for all queues keeps every inbound SA's replay window in one place, so
+//! anti-replay stays exact whichever queue RSS picks. Scaling to a worker per queue needs the
+//! SPI-owner hand-off (or RFC 9611 per-CPU SAs): see docs/ARCHITECTURE.md.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::WanPort;
+use crate::batch::{Pipeline, Verdict};
+
+/// Ports polled together; transmits leave through the first.
+#[derive(Debug)]
+pub struct PortSet<W> {
+    epoll: OwnedFd,
+    ports: Vec<W>,
+}
+
+impl<W: WanPort> PortSet<W> {
+    /// Watch `ports` (at least one).
+    pub fn new(ports: Vec<W>) -> io::Result<Self> {
+        if ports.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no ports"));
+        }
+        // SAFETY: epoll_create1 has no memory preconditions; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        for (i, p) in ports.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: ev is a valid epoll_event for the call's duration.
+            if unsafe {
+                libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, p.poll_fd(), &mut ev)
+            } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Self { epoll, ports })
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &[W] {
+        &self.ports
+    }
+}
+
+impl<W: WanPort> WanPort for PortSet<W> {
+    fn poll_fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    fn name(&self) -> &'static str {
+        self.ports.first().map_or("none", |p| p.name())
+    }
+
+    fn rx(
+        &mut self,
+        pipeline: &mut Pipeline,
+        deliver: &mut dyn FnMut(Verdict, &[u8]),
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        for p in &mut self.ports {
+            total += p.rx(pipeline, deliver)?;
+        }
+        Ok(total)
+    }
+
+    fn tx(&mut self, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        match self.ports.first_mut() {
+            Some(p) => p.tx(packets),
+            None => Ok(0),
+        }
+    }
+}
