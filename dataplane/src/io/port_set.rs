@@ -12,11 +12,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::WanPort;
 use crate::batch::{Pipeline, Verdict};
 
-/// Ports polled together; transmits leave through the first.
+/// Ports polled together; transmits leave through the port that received most recently
+/// (it has seen the next hop: an AF_XDP port learns the router's MAC from what it receives).
 #[derive(Debug)]
 pub struct PortSet<W> {
     epoll: OwnedFd,
     ports: Vec<W>,
+    last_rx: usize,
 }
 
 impl<W: WanPort> PortSet<W> {
@@ -45,7 +47,11 @@ impl<W: WanPort> PortSet<W> {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(Self { epoll, ports })
+        Ok(Self {
+            epoll,
+            ports,
+            last_rx: 0,
+        })
     }
 
     /// The ports.
@@ -69,14 +75,18 @@ impl<W: WanPort> WanPort for PortSet<W> {
         deliver: &mut dyn FnMut(Verdict, &[u8]),
     ) -> io::Result<usize> {
         let mut total = 0;
-        for p in &mut self.ports {
-            total += p.rx(pipeline, deliver)?;
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            let n = p.rx(pipeline, deliver)?;
+            if n > 0 {
+                self.last_rx = i;
+            }
+            total += n;
         }
         Ok(total)
     }
 
     fn tx(&mut self, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-        match self.ports.first_mut() {
+        match self.ports.get_mut(self.last_rx) {
             Some(p) => p.tx(packets),
             None => Ok(0),
         }
