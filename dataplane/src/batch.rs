@@ -389,6 +389,7 @@ impl Pipeline {
         Ok(())
     }
 
+    #[inline]
     fn after_commit(
         &mut self,
         spi: u32,
