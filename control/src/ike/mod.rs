@@ -10,6 +10,7 @@
 //!   payload (§3.14, RFC 5282), Diffie-Hellman (RFC 5903, RFC 8031), PSK AUTH (§2.15),
 //!   NAT detection (§2.23).
 //! - [`proposal`]: proposal selection (§2.7).
+//! - [`suite_names`]: strongSwan-style proposal strings (`aes128gcm16-prfsha256-x25519`).
 
 pub mod crypto;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod header;
 pub mod message;
 pub mod payload;
 pub mod proposal;
+pub mod suite_names;
 mod reader;
 
 #[cfg(test)]
