@@ -105,6 +105,10 @@ struct RunArgs {
     /// Serve the control API (for `xdpsec status`, `stats`, `sa list`) on this Unix socket.
     #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Log level on stderr: error, warn, info, debug or trace; or a tracing filter such as
+    /// "info,xdpsec_control::ike=debug". The XDPSEC_LOG environment variable overrides it.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log: String,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +185,17 @@ pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
+    let filter = std::env::var("XDPSEC_LOG").unwrap_or_else(|_| args.log.clone());
+    let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("--log {filter:?}: {e}")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
     let cfg = match crate::config::gateway::load(&args.config) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -193,7 +208,7 @@ fn run(args: &RunArgs) -> ExitCode {
     match crate::daemon::run(&cfg, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xdpsec: {e}");
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -84,8 +84,8 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         },
     };
     let backend_note = wan.note().to_string();
-    eprintln!(
-        "xdpsec: gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
+    tracing::info!(
+        "gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
         cfg.listen,
         tun.name(),
         cfg.tun_mtu,
@@ -120,6 +120,21 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .spawn(move || crate::api::serve(listener, api, stop))
             .map_err(|e| format!("api thread: {e}"))?
     };
+    let metrics_thread = match cfg.metrics {
+        None => None,
+        Some(addr) => {
+            let listener =
+                crate::metrics::bind(addr).map_err(|e| format!("metrics {addr}: {e}"))?;
+            tracing::info!("Prometheus metrics at http://{addr}/metrics");
+            let (api, stop) = (Arc::clone(&api), Arc::clone(&stop));
+            Some(
+                std::thread::Builder::new()
+                    .name("xdpsec-metrics".into())
+                    .spawn(move || crate::metrics::serve(listener, api, stop, Vec::new))
+                    .map_err(|e| format!("metrics thread: {e}"))?,
+            )
+        }
+    };
     let (handle, steering) = match wan {
         Wan::Socket(port, _) => (
             spawn_worker(Worker::new(*port, tun, pipeline, links))?,
@@ -134,8 +149,8 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
         match ev_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint })) => {
-                eprintln!(
-                    "xdpsec: peer {} now at {endpoint} (learned from an authenticated packet)",
+                tracing::info!(
+                    "peer {} now at {endpoint} (learned from an authenticated packet)",
                     peer.0
                 );
             }
@@ -144,15 +159,15 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
                 direction,
                 kind,
             })) => {
-                eprintln!("xdpsec: SA {spi:#010x} ({direction:?}) reached its {kind:?} lifetime");
+                tracing::info!("SA {spi:#010x} ({direction:?}) reached its {kind:?} lifetime");
             }
             Ok(WorkerEvent::Ike(d)) => {
-                eprintln!(
-                    "xdpsec: IKE message from {} ignored: static SAs only in this version",
+                tracing::info!(
+                    "IKE message from {} ignored: static SAs only in this version",
                     d.src
                 );
             }
-            Ok(WorkerEvent::CommandFailed(e)) => eprintln!("xdpsec: SA command failed: {e}"),
+            Ok(WorkerEvent::CommandFailed(e)) => tracing::warn!("SA command failed: {e}"),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -168,6 +183,9 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         .join()
         .map_err(|_| "worker thread panicked".to_string())?;
     let _ = api_thread.join();
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
+    }
     let _ = std::fs::remove_file(&opts.socket);
     if let Some(path) = &opts.stats_file {
         write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -175,12 +193,12 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     result.map_err(|e| format!("worker: {e}"))?;
     if let Some(s) = steering {
         s.detach().map_err(|e| format!("detach XDP: {e}"))?;
-        eprintln!(
-            "xdpsec: XDP program detached from {}",
+        tracing::info!(
+            "XDP program detached from {}",
             cfg.wan.as_deref().unwrap_or("?")
         );
     }
-    eprintln!("xdpsec: stopped; TUN {} removed", cfg.tun);
+    tracing::info!("stopped; TUN {} removed", cfg.tun);
     Ok(())
 }
 

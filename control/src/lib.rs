@@ -10,6 +10,7 @@
 //! | [`daemon`] | `xdpsec run`: the gateway runtime (TUN, WAN backend, worker, signals) |
 //! | [`stats`] | counters as JSON |
 //! | [`api`] | the control API: JSON lines on a Unix socket (0600) |
+//! | [`metrics`] | Prometheus text metrics on an optional loopback HTTP endpoint |
 //! | [`show`] | `status`, `stats`, `sa list`: API clients |
 //! | [`cli`] | the command line |
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ike;
+pub mod metrics;
 pub mod pcap;
 pub mod show;
 pub mod stats;

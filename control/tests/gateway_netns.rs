@@ -112,7 +112,10 @@ impl Drop for Topology {
 fn gw_config(backend: &str) -> String {
     let example = std::fs::read_to_string(root().join("scripts/netns/gw-example.toml")).unwrap();
     assert!(example.contains("backend = \"socket\""));
-    example.replace("backend = \"socket\"", &format!("backend = \"{backend}\""))
+    example.replace(
+        "backend = \"socket\"",
+        &format!("backend = \"{backend}\"\nmetrics = \"127.0.0.1:9469\""),
+    )
 }
 
 fn wait_for(path: &Path, what: &str) {
@@ -216,6 +219,7 @@ fn scenario(prefix: &str, backend: &str) -> (Value, Value, Value) {
     let gw = read_json(&stats);
     let sink = read_json(&sink);
     check_cli(socket, &gw, report["count"].as_u64().unwrap());
+    check_metrics(&t, &gw);
     drop(t);
     let log = std::fs::read_to_string(dir.join("gw.log")).unwrap_or_default();
     assert!(
@@ -271,6 +275,27 @@ fn check_cli(socket: &str, gw_stats: &Value, count: u64) {
         table.contains("0x20000001") && table.contains("(learned)"),
         "{table}"
     );
+}
+
+/// The Prometheus endpoint (loopback inside the gateway's namespace) shows the same counters.
+fn check_metrics(t: &Topology, gw_stats: &Value) {
+    let text = t.run(
+        "gw",
+        &[
+            "python3",
+            "-c",
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9469/metrics').read().decode())",
+        ],
+    );
+    let decap = gw_stats["workers"][0]["decap_packets"].as_u64().unwrap();
+    for want in [
+        "# TYPE xdpsec_decap_packets_total counter".to_string(),
+        format!("xdpsec_decap_packets_total{{worker=\"0\"}} {decap}"),
+        "xdpsec_drops_total{worker=\"0\",reason=\"replay_duplicate\"} 1".to_string(),
+        "xdpsec_up 1".to_string(),
+    ] {
+        assert!(text.contains(&want), "metrics lack {want:?}:\n{text}");
+    }
 }
 
 fn check(report: &Value, gw: &Value, sink: &Value) {

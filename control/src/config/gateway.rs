@@ -10,6 +10,7 @@
 //! tun_mtu = 1400              # MTU of the TUN (leave room for ESP-in-UDP overhead)
 //! routes = ["10.99.0.0/24"]   # prefixes routed into the TUN (the peers' inner networks)
 //! wan_mtu = 1500              # largest outer packet sent
+//! metrics = "127.0.0.1:9469"  # optional: Prometheus text metrics at GET /metrics (loopback only)
 //!
 //! [[sa]]
 //! # … as in the SA file
@@ -54,6 +55,8 @@ pub struct Gateway {
     pub routes: Vec<IpPrefix>,
     /// Largest outer packet.
     pub wan_mtu: usize,
+    /// Prometheus endpoint (loopback), if enabled.
+    pub metrics: Option<SocketAddr>,
     /// Static SAs.
     pub sas: Vec<SaParams>,
 }
@@ -76,6 +79,7 @@ struct RawGateway {
     tun_mtu: Option<Spanned<i64>>,
     routes: Option<Spanned<Vec<String>>>,
     wan_mtu: Option<Spanned<i64>>,
+    metrics: Option<Spanned<String>>,
 }
 
 /// Read and validate a gateway configuration file.
@@ -171,8 +175,25 @@ pub fn parse(file: &str, text: &str) -> Result<Gateway, ConfigError> {
             })
             .collect::<Result<_, _>>()?,
     };
+    let metrics = match &g.metrics {
+        None => None,
+        Some(m) => Some(
+            m.get_ref()
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("\"{}\" is not ADDRESS:PORT", m.get_ref()))
+                .and_then(crate::metrics::check_addr)
+                .map_err(|e| {
+                    err(
+                        m.span().start,
+                        "metrics",
+                        e.trim_start_matches("metrics: ").into(),
+                    )
+                })?,
+        ),
+    };
     let sas = sa_file::convert(file, text, raw.sa)?;
     Ok(Gateway {
+        metrics,
         listen,
         wan: g.wan.clone(),
         backend,
@@ -235,6 +256,28 @@ remote = "any"
         .unwrap_err()
         .to_string();
         assert!(e.contains("gateway.wan: required"), "{e}");
+        let e = parse(
+            "gw.toml",
+            &GW.replace(
+                "backend = \"socket\"",
+                "backend = \"socket\"\nmetrics = \"0.0.0.0:9469\"",
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("gw.toml:5: gateway.metrics: 0.0.0.0:9469 is not a loopback"),
+            "{e}"
+        );
+        let g = parse(
+            "gw.toml",
+            &GW.replace(
+                "backend = \"socket\"",
+                "backend = \"socket\"\nmetrics = \"127.0.0.1:9469\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(g.metrics, "127.0.0.1:9469".parse().ok());
         let e = parse(
             "gw.toml",
             &GW.replace("192.0.2.2:4500\"\nbackend", "0.0.0.0:4500\"\nbackend"),
