@@ -18,8 +18,9 @@ pub mod header;
 pub mod message;
 pub mod payload;
 pub mod proposal;
-pub mod suite_names;
 mod reader;
+pub mod session;
+pub mod suite_names;
 
 #[cfg(test)]
 mod handshake_test;

@@ -89,13 +89,17 @@ fn tokens(s: &str) -> Result<Tokens, SuiteError> {
         if let Some(e) = encr(&tok) {
             t.encr.replace(e).map_or(Ok(()), |_| Err(dup("cipher")))?;
         } else if let Some(i) = integ(&tok) {
-            t.integ.replace(i).map_or(Ok(()), |_| Err(dup("integrity")))?;
+            t.integ
+                .replace(i)
+                .map_or(Ok(()), |_| Err(dup("integrity")))?;
         } else if let Some(p) = prf(&tok) {
             t.prf.replace(p).map_or(Ok(()), |_| Err(dup("prf")))?;
         } else if let Some(g) = dh(&tok) {
             t.dh.replace(g).map_or(Ok(()), |_| Err(dup("DH group")))?;
         } else if tok == "esn" || tok == "noesn" {
-            t.esn.replace(tok == "esn").map_or(Ok(()), |_| Err(dup("esn")))?;
+            t.esn
+                .replace(tok == "esn")
+                .map_or(Ok(()), |_| Err(dup("esn")))?;
         } else {
             return Err(SuiteError(format!(
                 "{s:?}: unknown algorithm {tok:?} (ciphers aes128gcm16 aes256gcm16 aes128 aes256, \
@@ -114,9 +118,8 @@ pub fn parse_ike(s: &str) -> Result<IkeSuite, SuiteError> {
     let encr = t
         .encr
         .ok_or_else(|| SuiteError(format!("{s:?}: no cipher")))?;
-    let dh = t
-        .dh
-        .ok_or_else(|| SuiteError(format!("{s:?}: no DH group (x25519, ecp256, ecp384)")))?;
+    let dh =
+        t.dh.ok_or_else(|| SuiteError(format!("{s:?}: no DH group (x25519, ecp256, ecp384)")))?;
     if t.esn.is_some() {
         return Err(SuiteError(format!("{s:?}: esn belongs to ESP proposals")));
     }
@@ -146,7 +149,13 @@ pub fn parse_esp(s: &str) -> Result<EspSuite, SuiteError> {
     let encr = t
         .encr
         .ok_or_else(|| SuiteError(format!("{s:?}: no cipher")))?;
-    if !matches!(encr, Encr::AesGcm16 { key_bits: 128 | 256 }) || t.integ.is_some() {
+    if !matches!(
+        encr,
+        Encr::AesGcm16 {
+            key_bits: 128 | 256
+        }
+    ) || t.integ.is_some()
+    {
         return Err(SuiteError(format!(
             "{s:?}: the dataplane does ESP with aes128gcm16 or aes256gcm16 only"
         )));
@@ -243,15 +252,31 @@ mod tests {
         for (s, want) in [
             ("aes128gcm16-prfsha256", "no DH group"),
             ("aes128gcm16-x25519", "no prf"),
-            ("aes128gcm16-sha256-prfsha256-x25519", "AES-GCM takes no integrity"),
+            (
+                "aes128gcm16-sha256-prfsha256-x25519",
+                "AES-GCM takes no integrity",
+            ),
             ("aes128-prfsha256-x25519", "AES-CBC needs one"),
             ("3des-sha1-modp1024", "unknown algorithm \"3des\""),
-            ("aes128gcm16-aes256gcm16-prfsha256-x25519", "more than one cipher"),
+            (
+                "aes128gcm16-aes256gcm16-prfsha256-x25519",
+                "more than one cipher",
+            ),
         ] {
             let e = parse_ike(s).unwrap_err().0;
             assert!(e.contains(want), "{s}: {e}");
         }
-        assert!(parse_esp("aes256-sha256").unwrap_err().0.contains("aes128gcm16"));
-        assert!(parse_esp("aes128gcm16-prfsha256").unwrap_err().0.contains("prf"));
+        assert!(
+            parse_esp("aes256-sha256")
+                .unwrap_err()
+                .0
+                .contains("aes128gcm16")
+        );
+        assert!(
+            parse_esp("aes128gcm16-prfsha256")
+                .unwrap_err()
+                .0
+                .contains("prf")
+        );
     }
 }
