@@ -19,6 +19,7 @@ pub mod message;
 pub mod payload;
 pub mod proposal;
 mod reader;
+pub mod session;
 pub mod suite_names;
 
 #[cfg(test)]
