@@ -6,7 +6,10 @@
 //! ```text
 //! → {"cmd":"status"}     ← {"ok":true,"status":{"version":"0.1.0","uptime_s":12,"backend":"socket (configured)",…}}
 //! → {"cmd":"stats"}      ← {"ok":true,"stats":{"backend":…,"workers":[{…,"drops":{"auth_failed":1}}]}}
-//! → {"cmd":"sa_list"}    ← {"ok":true,"sas":[{"spi":"0x10000001","direction":"in",…}]}
+//! → {"cmd":"sa_list"}    ← {"ok":true,"sas":[{"spi":"0x10000001","direction":"in",…,"conn":"rw","nat_remote":true,…}]}
+//! → {"cmd":"conn_list"}  ← {"ok":true,"conns":[{"conn":"rw","state":"established","nat_local":false,…,"children":[…]}]}
+//! → {"cmd":"conn_up","name":"home"}    ← {"ok":true}   (an initiator connection starts)
+//! → {"cmd":"conn_down","name":"home"}  ← {"ok":true}   (its IKE SA is deleted; not restarted)
 //! → anything else        ← {"ok":false,"error":"…"}
 //! ```
 
@@ -25,6 +28,8 @@ use xdpsec_dataplane::sa::{Direction, Mode};
 use xdpsec_dataplane::sad::SaSnapshot;
 use xdpsec_dataplane::worker::{Query, WorkerStats};
 
+use crate::ike::session::{EngineStats, IkeSaInfo};
+use crate::ike_service::IkeRequest;
 use crate::stats::{GatewayReport, WorkerReport};
 
 /// Default socket path.
@@ -43,7 +48,22 @@ pub enum Request {
     Stats,
     /// Every SA.
     SaList,
+    /// Every IKE SA with its child SAs.
+    ConnList,
+    /// Start an initiator connection.
+    ConnUp {
+        /// Its name in the configuration.
+        name: String,
+    },
+    /// Delete a connection's IKE SA and child SAs.
+    ConnDown {
+        /// Its name in the configuration.
+        name: String,
+    },
 }
+
+/// How long the API waits for the IKE runtime or a worker to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// What the API serves from: the daemon's shared state.
 #[derive(Debug)]
@@ -58,6 +78,8 @@ pub struct ApiState {
     pub workers: Vec<(Arc<Mutex<WorkerStats>>, Sender<Query>)>,
     /// The XDP program's counters, refreshed by the daemon (AF_XDP backend only).
     pub xdp: Mutex<Option<std::collections::BTreeMap<&'static str, u64>>>,
+    /// The IKE runtime's request channel, when connections are configured.
+    pub ike: Option<crossbeam_channel::Sender<crate::ike_service::IkeRequest>>,
 }
 
 impl ApiState {
@@ -95,18 +117,90 @@ impl ApiState {
                     "sas_out": report.workers.iter().map(|w| w.sas_out).max().unwrap_or(0),
                 }})
             }
-            Request::Stats => json!({"ok": true, "stats": self.report()}),
+            Request::Stats => {
+                let mut stats = json!(self.report());
+                if let Some(ike) = self.ike_stats() {
+                    stats["ike"] = json!(ike);
+                }
+                json!({"ok": true, "stats": stats})
+            }
             Request::SaList => {
+                let conns = self.ike_list().unwrap_or_default();
                 let mut sas = Vec::new();
                 for (_, q) in &self.workers {
                     let (tx, rx) = bounded(1);
                     if q.send(Query::Sas(tx)).is_ok()
-                        && let Ok(list) = rx.recv_timeout(Duration::from_secs(2))
+                        && let Ok(list) = rx.recv_timeout(ANSWER_WITHIN)
                     {
-                        sas.extend(list.iter().map(sa_json));
+                        sas.extend(list.iter().map(|s| {
+                            let mut v = sa_json(s);
+                            annotate(&mut v, s, &conns);
+                            v
+                        }));
                     }
                 }
                 json!({"ok": true, "sas": sas})
+            }
+            Request::ConnList => match self.ike_list() {
+                Some(conns) => json!({"ok": true, "conns": conns}),
+                None => no_ike(),
+            },
+            Request::ConnUp { name } => self.ike_call(|tx| IkeRequest::Up(name.clone(), tx)),
+            Request::ConnDown { name } => self.ike_call(|tx| IkeRequest::Down(name.clone(), tx)),
+        }
+    }
+
+    /// Asks the IKE runtime; `None` without IKE or when it does not answer in time.
+    fn ask_ike<T>(&self, req: impl FnOnce(Sender<T>) -> IkeRequest) -> Option<T> {
+        let ike = self.ike.as_ref()?;
+        let (tx, rx) = bounded(1);
+        ike.send(req(tx)).ok()?;
+        rx.recv_timeout(ANSWER_WITHIN).ok()
+    }
+
+    /// Every IKE SA, when IKE runs.
+    pub fn ike_list(&self) -> Option<Vec<IkeSaInfo>> {
+        self.ask_ike(IkeRequest::List)
+    }
+
+    /// The IKE engine's counters, when IKE runs.
+    pub fn ike_stats(&self) -> Option<EngineStats> {
+        self.ask_ike(IkeRequest::Stats)
+    }
+
+    fn ike_call(&self, req: impl FnOnce(Sender<Result<(), String>>) -> IkeRequest) -> Value {
+        if self.ike.is_none() {
+            return no_ike();
+        }
+        match self.ask_ike(req) {
+            Some(Ok(())) => json!({"ok": true}),
+            Some(Err(e)) => json!({"ok": false, "error": e}),
+            None => json!({"ok": false, "error": "the IKE runtime did not answer"}),
+        }
+    }
+}
+
+fn no_ike() -> Value {
+    json!({"ok": false, "error": "no IKE connections configured ([[conn]] in the gateway configuration)"})
+}
+
+/// Adds the IKE view of an SA made by IKE: its connection, NAT state, age, time to rekey.
+fn annotate(v: &mut Value, s: &SaSnapshot, conns: &[IkeSaInfo]) {
+    for ike in conns {
+        for c in &ike.children {
+            let spi = match s.direction {
+                Direction::In => c.inbound_spi,
+                Direction::Out => c.outbound_spi,
+            };
+            if spi == s.spi {
+                v["conn"] = json!(ike.conn);
+                v["ike_spi"] = json!(ike.our_spi);
+                v["nat_local"] = json!(ike.nat_local);
+                v["nat_remote"] = json!(ike.nat_remote);
+                v["esp"] = json!(c.esp);
+                v["age_s"] = json!(c.age.as_secs_f64());
+                v["rekey_in_s"] = json!(c.rekey_in.map(|d| d.as_secs_f64()));
+                return;
             }
         }
     }

@@ -31,6 +31,9 @@ enum Command {
     /// Security Associations of the running gateway.
     #[command(subcommand)]
     Sa(SaCommand),
+    /// IKEv2 connections ([[conn]] in the configuration): list, start, stop.
+    #[command(subcommand)]
+    Conn(ConnCommand),
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -64,6 +67,31 @@ See README \"Run the gateway by hand\" for the configuration and a namespace wal
 enum SaCommand {
     /// List every SA: SPI, direction, peer endpoint (NAT mapping), algorithms, counters.
     List(ClientArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnCommand {
+    /// Every IKE SA: state, endpoints, NAT detected locally/remotely, suite, child SAs.
+    #[command(
+        after_help = "Examples:\n  xdpsec conn list\n  xdpsec conn list --json | jq '.[] | {conn, state, nat_remote}'"
+    )]
+    List(ClientArgs),
+    /// Start an initiator connection (it also starts by itself when the gateway starts).
+    #[command(after_help = "Example:\n  xdpsec conn up home")]
+    Up {
+        /// The connection's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a connection's IKE SA and its child SAs; an initiator stays down until `conn up`.
+    #[command(after_help = "Example:\n  xdpsec conn down home")]
+    Down {
+        /// The connection's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,13 +175,23 @@ impl Cli {
                 crate::show::stats(&args.client.socket, args.client.json, args.watch)
             }
             Command::Sa(SaCommand::List(args)) => crate::show::sa_list(&args.socket, args.json),
+            Command::Conn(ConnCommand::List(args)) => {
+                crate::show::conn_list(&args.socket, args.json)
+            }
+            Command::Conn(ConnCommand::Up { name, client }) => {
+                crate::show::conn_updown(&client.socket, true, &name)
+            }
+            Command::Conn(ConnCommand::Down { name, client }) => {
+                crate::show::conn_updown(&client.socket, false, &name)
+            }
             Command::Config(ConfigCommand::Check { file }) => {
                 match crate::config::gateway::load(&file) {
                     Ok(cfg) => {
                         println!(
-                            "{}: ok ({} SAs, backend {:?}, listen {})",
+                            "{}: ok ({} SAs, {} connections, backend {:?}, listen {})",
                             file.display(),
                             cfg.sas.len(),
+                            cfg.conns.len(),
                             cfg.backend,
                             cfg.listen
                         );

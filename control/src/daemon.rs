@@ -2,13 +2,14 @@
 //! worker, signal handling, periodic stats snapshots, clean shutdown.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, bounded};
+use crossbeam_channel::{Receiver, Select, bounded, never};
 use xdpsec_dataplane::batch::{Config, Event, Pipeline};
 use xdpsec_dataplane::io::WanPort;
 use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, NextHop, XskConfig, XskPort};
@@ -22,6 +23,8 @@ use xdpsec_ebpf::{ModePreference, NattSteering, XdpCounters};
 
 use crate::api::ApiState;
 use crate::config::gateway::{Backend, Gateway};
+use crate::ike::session::{Transmit, TransmitKind};
+use crate::ike_service::{IkeRequest, IkeService, Received};
 
 /// Set by SIGINT/SIGTERM.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -72,6 +75,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .apply(SaCommand::Install(Box::new(sa.clone())))
             .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
     }
+    let stop = Arc::new(AtomicBool::new(false));
     let wan = match cfg.backend {
         Backend::Socket => Wan::Socket(bind_socket(cfg)?, "socket (configured)".into()),
         Backend::AfXdp => start_afxdp(cfg)?,
@@ -84,6 +88,34 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         },
     };
     let backend_note = wan.note().to_string();
+    let (cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
+    let ike = if cfg.conns.is_empty() {
+        None
+    } else {
+        let sender = match &wan {
+            Wan::Socket(port, _) => port.control_sender(),
+            // AF_XDP takes every packet to the NAT-T port before the kernel sees it: a kernel
+            // socket there only sends.
+            Wan::AfXdp(..) => std::net::UdpSocket::bind(cfg.listen),
+        }
+        .map_err(|e| format!("IKE sender on {}: {e}", cfg.listen))?;
+        let (ike, ike_rx) = IkeService::start(
+            cfg.conns.clone(),
+            cfg.listen.ip(),
+            tun.name(),
+            vec![cmd_tx.clone()],
+            Box::new(move |t| send_4500(&sender, &t)),
+            Arc::clone(&stop),
+        )?;
+        tracing::info!(
+            "IKEv2 on {}:500 and :{}, {} connections",
+            cfg.listen.ip(),
+            cfg.listen.port(),
+            cfg.conns.len()
+        );
+        Some((ike, ike_rx))
+    };
+    let (ike_req_tx, ike_req_rx) = bounded::<IkeRequest>(64);
     tracing::info!(
         "gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
         cfg.listen,
@@ -92,9 +124,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         cfg.sas.len()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(WorkerStats::default()));
-    let (_cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
     let (query_tx, query_rx) = bounded::<Query>(16);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
     let links = Links {
@@ -110,6 +140,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         started: Instant::now(),
         workers: vec![(Arc::clone(&stats), query_tx)],
         xdp: Mutex::new(None),
+        ike: ike.as_ref().map(|_| ike_req_tx),
     });
     let listener = crate::api::bind(&opts.socket)
         .map_err(|e| format!("control socket {}: {e}", opts.socket.display()))?;
@@ -127,10 +158,15 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
                 crate::metrics::bind(addr).map_err(|e| format!("metrics {addr}: {e}"))?;
             tracing::info!("Prometheus metrics at http://{addr}/metrics");
             let (api, stop) = (Arc::clone(&api), Arc::clone(&stop));
+            let ike_api = Arc::clone(&api);
             Some(
                 std::thread::Builder::new()
                     .name("xdpsec-metrics".into())
-                    .spawn(move || crate::metrics::serve(listener, api, stop, Vec::new))
+                    .spawn(move || {
+                        crate::metrics::serve(listener, api, stop, move || {
+                            crate::metrics::ike_series(&ike_api)
+                        })
+                    })
                     .map_err(|e| format!("metrics thread: {e}"))?,
             )
         }
@@ -146,36 +182,43 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         ),
     };
 
+    let (mut ike, ike_rx) = match ike {
+        Some((i, rx)) => (Some(i), rx),
+        None => (None, never()),
+    };
+    let mut last_refresh = Instant::now();
     while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
-        match ev_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint })) => {
-                tracing::info!(
-                    "peer {} now at {endpoint} (learned from an authenticated packet)",
-                    peer.0
-                );
+        let deadline = ike
+            .as_ref()
+            .and_then(IkeService::next_deadline)
+            .unwrap_or_else(|| Instant::now() + REFRESH)
+            .min(last_refresh + REFRESH);
+        match wait(&ev_rx, &ike_rx, &ike_req_rx, deadline) {
+            Input::Worker(ev) => on_worker_event(ev, ike.as_mut(), cfg.listen),
+            Input::Ike(d) => {
+                if let Some(i) = ike.as_mut() {
+                    i.on_datagram(Instant::now(), &d);
+                }
             }
-            Ok(WorkerEvent::Pipeline(Event::Lifetime {
-                spi,
-                direction,
-                kind,
-            })) => {
-                tracing::info!("SA {spi:#010x} ({direction:?}) reached its {kind:?} lifetime");
+            Input::Request(r) => {
+                if let Some(i) = ike.as_mut() {
+                    i.on_request(Instant::now(), r);
+                }
             }
-            Ok(WorkerEvent::Ike(d)) => {
-                tracing::info!(
-                    "IKE message from {} ignored: static SAs only in this version",
-                    d.src
-                );
-            }
-            Ok(WorkerEvent::CommandFailed(e)) => tracing::warn!("SA command failed: {e}"),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Input::Timeout => {}
+            Input::Closed => break,
         }
-        if let Some(s) = &steering {
-            api.set_xdp(s.counters().ok().map(|c| xdp_map(&c)));
+        if let Some(i) = ike.as_mut() {
+            i.on_timeout(Instant::now());
         }
-        if let Some(path) = &opts.stats_file {
-            write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
+        if last_refresh.elapsed() >= REFRESH {
+            last_refresh = Instant::now();
+            if let Some(s) = &steering {
+                api.set_xdp(s.counters().ok().map(|c| xdp_map(&c)));
+            }
+            if let Some(path) = &opts.stats_file {
+                write_json(path, &api.report()).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -200,6 +243,84 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopped; TUN {} removed", cfg.tun);
     Ok(())
+}
+
+/// How often the stats file and the XDP counters are refreshed.
+const REFRESH: Duration = Duration::from_millis(200);
+
+/// What woke the main loop.
+enum Input {
+    Worker(WorkerEvent),
+    Ike(Received),
+    Request(IkeRequest),
+    Timeout,
+    Closed,
+}
+
+/// Waits for a worker event, an IKE message from UDP 500, or an API request, until `deadline`.
+fn wait(
+    events: &Receiver<WorkerEvent>,
+    ike: &Receiver<Received>,
+    requests: &Receiver<IkeRequest>,
+    deadline: Instant,
+) -> Input {
+    let mut sel = Select::new();
+    let (e, i, r) = (sel.recv(events), sel.recv(ike), sel.recv(requests));
+    let Ok(op) = sel.select_deadline(deadline) else {
+        return Input::Timeout;
+    };
+    let closed = |_| Input::Closed;
+    match op.index() {
+        x if x == e => op.recv(events).map_or_else(closed, Input::Worker),
+        x if x == i => op.recv(ike).map_or(Input::Timeout, Input::Ike),
+        x if x == r => op.recv(requests).map_or(Input::Timeout, Input::Request),
+        _ => Input::Timeout,
+    }
+}
+
+fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: std::net::SocketAddr) {
+    match ev {
+        WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint }) => {
+            tracing::info!(
+                "peer {} now at {endpoint} (learned from an authenticated packet)",
+                peer.0
+            );
+        }
+        WorkerEvent::Pipeline(Event::Lifetime {
+            spi,
+            direction,
+            kind,
+        }) => {
+            tracing::info!("SA {spi:#010x} ({direction:?}) reached its {kind:?} lifetime");
+        }
+        WorkerEvent::Ike(d) => match ike {
+            Some(i) => i.on_datagram(
+                Instant::now(),
+                &Received {
+                    src: d.src,
+                    dst: SocketAddr::new(listen.ip(), d.dst.port()),
+                    bytes: d.message,
+                },
+            ),
+            None => tracing::debug!("IKE message from {} ignored: no [[conn]] configured", d.src),
+        },
+        WorkerEvent::CommandFailed(e) => tracing::warn!("SA command failed: {e}"),
+    }
+}
+
+/// Sends an IKE message (with the non-ESP marker, RFC 3948 §2.2) or a NAT-keepalive (§2.3)
+/// from the NAT-T port.
+fn send_4500(sock: &std::net::UdpSocket, t: &Transmit) -> bool {
+    let r = match t.kind {
+        TransmitKind::Ike => {
+            let mut msg = Vec::with_capacity(4 + t.bytes.len());
+            msg.extend_from_slice(&[0; 4]);
+            msg.extend_from_slice(&t.bytes);
+            sock.send_to(&msg, t.dst)
+        }
+        TransmitKind::Keepalive => sock.send_to(&t.bytes, t.dst),
+    };
+    r.is_ok()
 }
 
 /// The WAN side chosen at start-up, with a description for `xdpsec status`.

@@ -107,6 +107,34 @@ pub fn render(report: &GatewayReport, uptime: Duration, extra: &[(String, f64)])
     out
 }
 
+/// The IKE runtime's series: IKE SAs by state, child SAs, messages and drops by reason.
+pub fn ike_series(api: &ApiState) -> Vec<(String, f64)> {
+    let (Some(stats), Some(conns)) = (api.ike_stats(), api.ike_list()) else {
+        return Vec::new();
+    };
+    let mut v = vec![
+        ("xdpsec_ike_half_open".to_string(), stats.half_open as f64),
+        (
+            "xdpsec_ike_received_total".to_string(),
+            stats.received as f64,
+        ),
+        ("xdpsec_ike_sent_total".to_string(), stats.sent as f64),
+    ];
+    for state in ["connecting", "established", "rekeying", "deleting"] {
+        let n = conns.iter().filter(|c| c.state == state).count();
+        v.push((format!("xdpsec_ike_sas{{state=\"{state}\"}}"), n as f64));
+    }
+    let children: usize = conns.iter().map(|c| c.children.len()).sum();
+    v.push(("xdpsec_child_sas".to_string(), children as f64));
+    for (reason, n) in &stats.drops {
+        v.push((
+            format!("xdpsec_ike_dropped_total{{reason=\"{reason}\"}}"),
+            *n as f64,
+        ));
+    }
+    v
+}
+
 /// Checks the configured address: loopback only (the endpoint has no authentication).
 pub fn check_addr(addr: SocketAddr) -> Result<SocketAddr, String> {
     if addr.ip().is_loopback() {

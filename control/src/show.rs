@@ -137,8 +137,20 @@ pub fn sa_list(socket: &Path, json: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<12} {:<4} {:<9} {:<12} {:<24} {:>10} {:>12} {:>8} {:>8}",
-        "SPI", "DIR", "MODE", "AEAD", "PEER ENDPOINT", "PACKETS", "BYTES", "REPLAY", "AUTHFAIL"
+        "{:<12} {:<4} {:<9} {:<12} {:<30} {:>10} {:>12} {:>8} {:>8} {:<10} {:<7} {:>7} {:>8}",
+        "SPI",
+        "DIR",
+        "MODE",
+        "AEAD",
+        "PEER ENDPOINT",
+        "PACKETS",
+        "BYTES",
+        "REPLAY",
+        "AUTHFAIL",
+        "CONN",
+        "NAT",
+        "AGE",
+        "REKEY IN"
     );
     let empty = Vec::new();
     for sa in v["sas"].as_array().unwrap_or(&empty) {
@@ -148,7 +160,7 @@ pub fn sa_list(socket: &Path, json: bool) -> ExitCode {
             (None, _) => "-".to_string(),
         };
         println!(
-            "{:<12} {:<4} {:<9} {:<12} {:<24} {:>10} {:>12} {:>8} {:>8}",
+            "{:<12} {:<4} {:<9} {:<12} {:<30} {:>10} {:>12} {:>8} {:>8} {:<10} {:<7} {:>7} {:>8}",
             sa["spi"].as_str().unwrap_or("?"),
             sa["direction"].as_str().unwrap_or("?"),
             sa["mode"].as_str().unwrap_or("?"),
@@ -157,8 +169,107 @@ pub fn sa_list(socket: &Path, json: bool) -> ExitCode {
             sa["packets"],
             sa["bytes"],
             sa["replay_drops"],
-            sa["auth_failures"]
+            sa["auth_failures"],
+            sa["conn"].as_str().unwrap_or("(static)"),
+            nat_column(&sa["nat_local"], &sa["nat_remote"]),
+            duration_column(&sa["age_s"]),
+            duration_column(&sa["rekey_in_s"])
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `local`, `remote`, `both` or `-`: where RFC 7296 §2.23 NAT detection found a NAT.
+fn nat_column(local: &Value, remote: &Value) -> &'static str {
+    match (local.as_bool(), remote.as_bool()) {
+        (Some(true), Some(true)) => "both",
+        (Some(true), _) => "local",
+        (_, Some(true)) => "remote",
+        (Some(false), _) | (_, Some(false)) => "none",
+        _ => "-",
+    }
+}
+
+/// `42s`, `17m`, `3h`, or `-` when absent.
+fn duration_column(secs: &Value) -> String {
+    match secs.as_f64() {
+        None => "-".into(),
+        Some(s) if s < 120.0 => format!("{s:.0}s"),
+        Some(s) if s < 7200.0 => format!("{:.0}m", s / 60.0),
+        Some(s) => format!("{:.0}h", s / 3600.0),
+    }
+}
+
+/// `xdpsec conn list`: IKE SAs with their NAT state and child SAs.
+pub fn conn_list(socket: &Path, json: bool) -> ExitCode {
+    let v = match fetch(socket, &Request::ConnList) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if json {
+        println!("{}", v["conns"]);
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<10} {:<12} {:<9} {:<22} {:<22} {:<7} {:<30} {:>7} {:>8}",
+        "CONN", "STATE", "ROLE", "LOCAL", "REMOTE", "NAT", "IKE", "AGE", "REKEY IN"
+    );
+    let empty = Vec::new();
+    for c in v["conns"].as_array().unwrap_or(&empty) {
+        println!(
+            "{:<10} {:<12} {:<9} {:<22} {:<22} {:<7} {:<30} {:>7} {:>8}",
+            c["conn"].as_str().unwrap_or("?"),
+            c["state"].as_str().unwrap_or("?"),
+            c["role"].as_str().unwrap_or("?"),
+            c["local"].as_str().unwrap_or("?"),
+            c["remote"].as_str().unwrap_or("?"),
+            nat_column(&c["nat_local"], &c["nat_remote"]),
+            c["ike_suite"].as_str().unwrap_or("?"),
+            duration_column(&c["established_age"]),
+            duration_column(&c["rekey_in"])
+        );
+        for ch in c["children"].as_array().unwrap_or(&empty) {
+            let ts = |k: &str| {
+                ch[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "  child in {:08x} out {:08x} {} {} === {}{}  age {} rekey in {}",
+                ch["inbound_spi"].as_u64().unwrap_or(0),
+                ch["outbound_spi"].as_u64().unwrap_or(0),
+                ch["esp"].as_str().unwrap_or("?"),
+                ts("local_ts"),
+                ts("remote_ts"),
+                ch["virtual_ip"]
+                    .as_str()
+                    .map_or(String::new(), |v| format!(" (virtual IP {v})")),
+                duration_column(&ch["age"]),
+                duration_column(&ch["rekey_in"])
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `xdpsec conn up|down NAME`.
+pub fn conn_updown(socket: &Path, up: bool, name: &str) -> ExitCode {
+    let req = if up {
+        Request::ConnUp { name: name.into() }
+    } else {
+        Request::ConnDown { name: name.into() }
+    };
+    match fetch(socket, &req) {
+        Ok(_) => {
+            println!("{name}: {}", if up { "initiating" } else { "terminating" });
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
 }

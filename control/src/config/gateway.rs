@@ -14,6 +14,9 @@
 //!
 //! [[sa]]
 //! # … as in the SA file
+//!
+//! [[conn]]
+//! # IKEv2 connections: see [`super::conn`]
 //! ```
 
 use std::net::SocketAddr;
@@ -24,8 +27,10 @@ use toml::Spanned;
 use xdpsec_dataplane::sa::{IpPrefix, SaParams};
 use zeroize::Zeroizing;
 
+use super::conn::{self, RawConn};
 use super::sa_file::{self, RawSa};
 use super::{ConfigError, line_of, toml_error};
+use crate::ike::session::ConnConfig;
 
 /// Which WAN backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub struct Gateway {
     pub metrics: Option<SocketAddr>,
     /// Static SAs.
     pub sas: Vec<SaParams>,
+    /// IKEv2 connections (none: no IKE, UDP 500 stays with the kernel).
+    pub conns: Vec<ConnConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +74,8 @@ struct RawFile {
     gateway: Spanned<RawGateway>,
     #[serde(default)]
     sa: Vec<RawSa>,
+    #[serde(default)]
+    conn: Vec<RawConn>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,11 +97,12 @@ pub fn load(path: &Path) -> Result<Gateway, ConfigError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{name}: {e}")))?,
     );
-    parse(&name, &text)
+    parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Parse a gateway configuration. `file` names it in error messages.
-pub fn parse(file: &str, text: &str) -> Result<Gateway, ConfigError> {
+/// Parse a gateway configuration. `file` names it in error messages; relative paths in it
+/// (PSK files) start from `dir`.
+pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Gateway, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
     let err = |at: usize, field: &str, msg: String| {
         ConfigError(format!(
@@ -191,9 +201,11 @@ pub fn parse(file: &str, text: &str) -> Result<Gateway, ConfigError> {
                 })?,
         ),
     };
+    let conns = conn::convert(file, text, dir, &raw.conn)?;
     let sas = sa_file::convert(file, text, raw.sa)?;
     Ok(Gateway {
         metrics,
+        conns,
         listen,
         wan: g.wan.clone(),
         backend,
@@ -225,9 +237,13 @@ local = "192.0.2.2:4500"
 remote = "any"
 "#;
 
+    fn parse_here(file: &str, text: &str) -> Result<Gateway, ConfigError> {
+        parse(file, text, Path::new("."))
+    }
+
     #[test]
     fn parses_with_defaults() {
-        let g = parse("gw.toml", GW).unwrap();
+        let g = parse_here("gw.toml", GW).unwrap();
         assert_eq!(g.backend, Backend::Socket);
         assert_eq!(
             (g.tun.as_str(), g.tun_mtu, g.wan_mtu),
@@ -239,7 +255,7 @@ remote = "any"
 
     #[test]
     fn errors_are_one_line_with_position() {
-        let e = parse(
+        let e = parse_here(
             "gw.toml",
             &GW.replace("backend = \"socket\"", "backend = \"dpdk\""),
         )
@@ -249,14 +265,14 @@ remote = "any"
             e,
             "gw.toml:4: gateway.backend: \"dpdk\" is not \"auto\", \"afxdp\" or \"socket\""
         );
-        let e = parse(
+        let e = parse_here(
             "gw.toml",
             &GW.replace("backend = \"socket\"", "backend = \"auto\""),
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("gateway.wan: required"), "{e}");
-        let e = parse(
+        let e = parse_here(
             "gw.toml",
             &GW.replace(
                 "backend = \"socket\"",
@@ -269,7 +285,7 @@ remote = "any"
             e.starts_with("gw.toml:5: gateway.metrics: 0.0.0.0:9469 is not a loopback"),
             "{e}"
         );
-        let g = parse(
+        let g = parse_here(
             "gw.toml",
             &GW.replace(
                 "backend = \"socket\"",
@@ -278,7 +294,7 @@ remote = "any"
         )
         .unwrap();
         assert_eq!(g.metrics, "127.0.0.1:9469".parse().ok());
-        let e = parse(
+        let e = parse_here(
             "gw.toml",
             &GW.replace("192.0.2.2:4500\"\nbackend", "0.0.0.0:4500\"\nbackend"),
         )
@@ -288,11 +304,11 @@ remote = "any"
             e.contains("gateway.listen: must be a specific address"),
             "{e}"
         );
-        let e = parse("gw.toml", &GW.replace("key = \"0x00", "key = \"0x"))
+        let e = parse_here("gw.toml", &GW.replace("key = \"0x00", "key = \"0x"))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("gw.toml:12: sa[0].key:"), "{e}");
-        let e = parse("gw.toml", &format!("{GW}\n[gateway2]\n"))
+        let e = parse_here("gw.toml", &format!("{GW}\n[gateway2]\n"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("gateway2"), "{e}");

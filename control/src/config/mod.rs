@@ -3,6 +3,7 @@
 //!
 //! Every error is one line naming the file, the line, the SA and the field.
 
+pub mod conn;
 pub mod gateway;
 pub mod sa_file;
 

@@ -49,6 +49,12 @@ impl UdpPort {
         self.local
     }
 
+    /// Another handle to the same socket, for the control plane to send IKE from the NAT-T
+    /// port (RFC 3948 §2.2) while the worker owns this one.
+    pub fn control_sender(&self) -> io::Result<UdpSocket> {
+        self.sock.try_clone()
+    }
+
     /// Receive up to a batch of datagrams without blocking; returns how many.
     fn recv_batch(&mut self) -> io::Result<usize> {
         let mut iovs: [MaybeUninit<libc::iovec>; MAX_BATCH] =
