@@ -16,97 +16,12 @@
 // Test code: failing loudly on an unexpected error is the point (see clippy.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod netns;
 
+use std::time::Duration;
+
+use netns::{Topology, read_json, root, sh, wait_for};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sh(args: &[&str]) -> std::process::Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The namespaces of one test; removed on drop, also when the test fails.
-struct Topology {
-    prefix: String,
-    children: Vec<Child>,
-}
-
-impl Topology {
-    fn up(prefix: &str) -> Self {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "the namespace tests need root: run `sudo bash scripts/test.sh`"
-        );
-        let topo = root().join("scripts/netns/topo.sh");
-        sh(&["bash", topo.to_str().unwrap(), "up", prefix]);
-        Self {
-            prefix: prefix.to_string(),
-            children: Vec::new(),
-        }
-    }
-
-    fn ns(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) {
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(ns)])
-            .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-    }
-
-    fn run(&self, ns: &str, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec"];
-        let ns = self.ns(ns);
-        full.push(&ns);
-        full.extend_from_slice(args);
-        String::from_utf8(sh(&full).stdout).unwrap()
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            // SAFETY: plain kill(2) of our own child; SIGINT lets xdpsec shut down cleanly.
-            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        for c in &mut self.children {
-            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let topo = root().join("scripts/netns/topo.sh");
-        let _ = Command::new("bash")
-            .args([topo.to_str().unwrap_or(""), "down", &self.prefix])
-            .stdout(Stdio::null())
-            .status();
-    }
-}
 
 /// The example configuration from the README walk-through, with the backend under test.
 fn gw_config(backend: &str) -> String {
@@ -116,22 +31,6 @@ fn gw_config(backend: &str) -> String {
         "backend = \"socket\"",
         &format!("backend = \"{backend}\"\nmetrics = \"127.0.0.1:9469\""),
     )
-}
-
-fn wait_for(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not appear: {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Run the whole scenario with `backend` and return (peer report, gateway stats, sink counts).
