@@ -8,7 +8,7 @@ APT_PKGS=(
   # eBPF build (ebpf/build.rs) and AF_XDP (xsk-rs builds libxdp against libbpf)
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 make
   # network namespace topologies
-  iproute2 nftables ethtool iputils-ping tcpdump
+  iproute2 nftables ethtool iputils-ping tcpdump iperf3
   # real IPsec peer for interop tests (userspace ESP via kernel-libipsec)
   strongswan-charon strongswan-swanctl strongswan-libcharon
   libstrongswan-standard-plugins libcharon-extra-plugins

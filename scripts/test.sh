@@ -29,6 +29,7 @@ stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
 stage cargo-test cargo test --workspace
 stage fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" bash scripts/fuzz-smoke.sh
+stage pcap-demo bash scripts/pcap-demo.sh
 stage demo bash scripts/demo.sh
 
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
