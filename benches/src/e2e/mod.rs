@@ -5,6 +5,7 @@
 //! Needs root.
 
 mod gateway;
+mod strongswan;
 mod topo;
 mod traffic;
 
@@ -114,6 +115,7 @@ struct Rig<'a> {
     tally: Tally,
     base: Instant,
     gen_core: Option<core_affinity::CoreId>,
+    generator: GenKind,
     next_id: u32,
     /// The generator's SA state, fresh for every gateway start.
     encap: xdpsec_dataplane::batch::Pipeline,
@@ -135,7 +137,7 @@ impl Rig<'_> {
         let id = self.next_id;
         let before = gw.map(Gateway::stats).transpose()?;
         let spec = traffic::Load {
-            kind: self.opts.generator,
+            kind: self.generator,
             core: self.gen_core,
             size: self.opts.size,
             point: id,
@@ -240,6 +242,7 @@ pub fn run(plan: Plan, opts: &Options) -> Result<Report, String> {
         tally,
         base,
         gen_core,
+        generator: opts.generator,
         next_id: 0,
         encap: traffic::encap_pipeline()?,
     };
@@ -248,18 +251,26 @@ pub fn run(plan: Plan, opts: &Options) -> Result<Report, String> {
     let _ = sink.join();
     drop(topo);
     let _ = std::fs::remove_dir_all(&dir);
-    let points = result?;
-    Ok(report(plan, opts, points))
+    let (points, strongswan_missing) = result?;
+    Ok(report(plan, opts, points, strongswan_missing))
 }
 
+/// Every point, and why the strongSwan row is missing if it is.
 fn measure_all(
     rig: &mut Rig<'_>,
     xdpsec: &std::path::Path,
     dir: &std::path::Path,
-) -> Result<Vec<Point>, String> {
+) -> Result<(Vec<Point>, Option<String>), String> {
     let opts = rig.opts;
     let plan = rig.plan;
-    let total = plan.rounds * opts.backends.len() * (1 + opts.loads.len());
+    // Ok(()) while the strongSwan comparison runs; Err(reason) once it cannot.
+    let mut strongswan: Option<Result<(), String>> = if opts.no_strongswan {
+        None
+    } else {
+        Some(strongswan::unavailable().map_or(Ok(()), Err))
+    };
+    let systems = opts.backends.len() + usize::from(strongswan.is_some());
+    let total = plan.rounds * systems * (1 + opts.loads.len());
     let mut progress = Progress::new("e2e", total);
     let mut points = Vec::new();
     for _ in 0..plan.rounds {
@@ -294,12 +305,67 @@ fn measure_all(
                 plan.pause();
             }
         }
+        if let Some(ss) = strongswan.as_mut() {
+            measure_strongswan(rig, dir, &mut progress, &mut points, ss)?;
+        }
     }
     progress.finish();
-    Ok(points)
+    Ok((points, strongswan.and_then(Result::err)))
 }
 
-fn report(plan: Plan, opts: &Options, points: Vec<Point>) -> Report {
+/// The strongSwan ↔ strongSwan row of one round: plain UDP from the client through a
+/// libipsec tunnel. A tunnel that cannot be built here becomes the reason in the report.
+fn measure_strongswan(
+    rig: &mut Rig<'_>,
+    dir: &std::path::Path,
+    progress: &mut Progress,
+    points: &mut Vec<Point>,
+    status: &mut Result<(), String>,
+) -> Result<(), String> {
+    if status.is_err() {
+        return Ok(());
+    }
+    let plan = rig.plan;
+    let tunnel = match strongswan::Tunnel::up(dir) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("e2e: strongSwan comparison not possible: {e}");
+            *status = Err(e);
+            return Ok(());
+        }
+    };
+    let kind = std::mem::replace(&mut rig.generator, GenKind::Plain);
+    let result = (|| {
+        let warm = rig.point("strongswan", "warm-up", Some(2_000.0), None)?;
+        if warm.delivered_pps <= 0.0 {
+            return Err("nothing reached the sink through the strongSwan tunnel".to_string());
+        }
+        progress.start("strongswan max");
+        let max = rig.point("strongswan", "max", None, None)?;
+        progress.end(&show(&max));
+        plan.pause();
+        let capacity = max.delivered_pps;
+        points.push(max);
+        for &load in &rig.opts.loads {
+            progress.start(&format!("strongswan {load} %"));
+            let rate = capacity * f64::from(load) / 100.0;
+            let p = rig.point("strongswan", &format!("{load} %"), Some(rate), None)?;
+            progress.end(&show(&p));
+            points.push(p);
+            plan.pause();
+        }
+        Ok(())
+    })();
+    rig.generator = kind;
+    drop(tunnel);
+    if let Err(e) = result {
+        eprintln!("e2e: strongSwan comparison failed: {e}");
+        *status = Err(e);
+    }
+    Ok(())
+}
+
+fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<String>) -> Report {
     let mut r = Report::new(
         "e2e",
         "ESP-in-UDP through `xdpsec run` in namespaces: delivered rate, loss, latency",
@@ -359,6 +425,12 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>) -> Report {
             ]);
         }
     }
+    if let Some(why) = &ss_missing {
+        let mut cells = vec!["strongswan".to_string(), "–".into()];
+        cells.extend(std::iter::repeat_n("–".to_string(), 6));
+        cells.push(format!("not measured: {why}"));
+        t.row(cells);
+    }
     r.tables.push(t);
     let xdp = med("afxdp", "max", |p| p.delivered_pps);
     let sock = med("socket", "max", |p| p.delivered_pps);
@@ -417,13 +489,18 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>) -> Report {
             match opts.generator {
                 GenKind::Afxdp => "AF_XDP TX on the client's veth (copy mode: veth has no zero-copy), `io::afxdp`",
                 GenKind::Socket => "a UDP socket with sendmmsg (`io::socket::UdpPort`)",
+                GenKind::Plain => "plain UDP",
             },
             opts.size
         ),
         "Delivered = datagrams read by the sink (a UDP socket with a 64 MiB buffer, recvmmsg) in the sink namespace; loss = 1 − delivered/offered; latency = sink receive time − generator stamp (both threads of this process, CLOCK_MONOTONIC), so it includes the generator's and the sink's kernel paths. Gateway counters per point are in the JSON (`gateway`: rx, decap, tun writes, tun drops, pipeline drops).".into(),
         "Two vCPUs carry everything: generator, gateway worker, the kernel's veth/TUN/forwarding work and the sink. At \"max\" the bottleneck may be the generator or the kernel rather than the gateway: compare the offered column between backends.".into(),
     ];
+    if !opts.no_strongswan && ss_missing.is_none() {
+        r.notes.push("strongswan: strongSwan 5.9 ↔ strongSwan, IKEv2 PSK, AES-128-GCM, tunnel mode with a virtual IP from 10.99.0.0/24, userspace ESP (kernel-libipsec: this kernel has no ESP), NAT-T encapsulation (libipsec always uses UDP 4500); one charon per namespace. The generator sends the same stamped UDP payloads as plain datagrams (one send per packet) into the client's tunnel; \"max\" and the loads as above.".into());
+    }
     r.results = serde_json::json!({
+        "strongswan_missing": ss_missing,
         "size": opts.size,
         "generator": opts.generator,
         "points": points,

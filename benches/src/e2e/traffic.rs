@@ -42,6 +42,10 @@ pub enum GenKind {
     Afxdp,
     /// A UDP socket with sendmmsg (the kernel adds IP/UDP).
     Socket,
+    /// Plain UDP to the sink, one `send` per packet: the load for a tunnel built by someone
+    /// else (strongSwan), which encrypts it.
+    #[value(skip)]
+    Plain,
 }
 
 /// What a generator run did.
@@ -59,7 +63,7 @@ pub struct Sent {
 
 fn open_port(kind: GenKind) -> Result<Box<dyn WanPort>, String> {
     Ok(match kind {
-        GenKind::Socket => {
+        GenKind::Socket | GenKind::Plain => {
             let port =
                 UdpPort::bind(addr(CLIENT_ADDR)?).map_err(|e| format!("generator socket: {e}"))?;
             Box::new(port)
@@ -109,34 +113,86 @@ pub struct Load {
     pub base: Instant,
 }
 
-/// Send `load` from the client namespace through `pipe` (the client's SA). Runs on the
+/// Write the stamp (magic, point, sequence number, send time) at the start of `payload`.
+fn stamp(payload: &mut [u8], point: u32, seq: u64, base: Instant) {
+    if let Some(s) = payload.get_mut(..STAMP_LEN) {
+        s[..4].copy_from_slice(&MAGIC.to_be_bytes());
+        s[4..8].copy_from_slice(&point.to_be_bytes());
+        s[8..16].copy_from_slice(&seq.to_be_bytes());
+        let t = base.elapsed().as_nanos() as u64;
+        s[16..24].copy_from_slice(&t.to_be_bytes());
+    }
+}
+
+/// Send `load` from the client namespace: ESP through `pipe` (the client's SA) for the
+/// AF_XDP and socket generators, plain UDP to the sink for [`GenKind::Plain`]. Runs on the
 /// calling thread, which it moves into the namespace and pins.
 pub fn generate(pipe: &mut Pipeline, load: &Load, stop: &AtomicBool) -> Result<Sent, String> {
-    let Load {
-        kind,
-        core,
-        size,
-        point,
-        rate,
-        wall,
-        base,
-    } = *load;
     topo::enter(topo::CLIENT)?;
-    if let Some(c) = core {
+    if let Some(c) = load.core {
         core_affinity::set_for_current(c);
     }
-    let mut port = open_port(kind)?;
+    let (size, point, base) = (load.size, load.point, load.base);
+    if load.kind == GenKind::Plain {
+        let sock = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("generator: {e}"))?;
+        sock.connect(addr(SINK_ADDR)?)
+            .map_err(|e| format!("generator: {e}"))?;
+        let mut payload = vec![0u8; size - 28];
+        return paced(load, stop, |n, seq| {
+            let mut ok = 0;
+            for i in 0..n as u64 {
+                stamp(&mut payload, point, seq + i, base);
+                ok += u64::from(sock.send(&payload).is_ok());
+            }
+            Ok(ok)
+        });
+    }
+    let mut port = open_port(load.kind)?;
     let mut slots = Slots::new(size);
     let mut template = vec![0u8; HEADROOM + size];
     inner_packet(&mut template, size, addr(INNER_SRC)?, addr(SINK_ADDR)?)?;
     let template = template[HEADROOM..].to_vec();
-    let burst = if rate.is_some() { 16 } else { BATCH };
-    let interval = rate.map(|r| Duration::from_secs_f64(burst as f64 / r.max(1.0)));
-    let mut seq = 0u64;
+    paced(load, stop, |n, seq| {
+        let mut frames: Vec<PacketBuf<'_>> = Vec::with_capacity(n);
+        for (i, buf) in slots.bufs().take(n).enumerate() {
+            let pkt = &mut buf[HEADROOM..HEADROOM + size];
+            pkt.copy_from_slice(&template);
+            stamp(&mut pkt[28..], point, seq + i as u64, base);
+            frames.push(PacketBuf::new(buf, HEADROOM, size));
+        }
+        let mut v = [Verdict::Keepalive; BATCH];
+        pipe.encap_batch(&mut frames, &mut v[..n]);
+        let out: Vec<(SocketAddr, &[u8])> = v[..n]
+            .iter()
+            .zip(&frames)
+            .filter_map(|(v, f)| match v {
+                Verdict::Wire { dst } => Some((*dst, f.data())),
+                _ => None,
+            })
+            .collect();
+        if out.len() != n {
+            return Err(format!("generator: encap refused packets: {v:?}"));
+        }
+        Ok(port.tx(&out).map_err(|e| format!("generator send: {e}"))? as u64)
+    })
+}
+
+/// The pacing loop: call `send(burst, first sequence number)` at `load.rate` (bursts of 16)
+/// or back to back (bursts of a batch) for `load.wall`; `send` returns how many left.
+fn paced(
+    load: &Load,
+    stop: &AtomicBool,
+    mut send: impl FnMut(usize, u64) -> Result<u64, String>,
+) -> Result<Sent, String> {
+    let burst = if load.rate.is_some() { 16 } else { BATCH };
+    let interval = load
+        .rate
+        .map(|r| Duration::from_secs_f64(burst as f64 / r.max(1.0)));
+    let mut seq = 1u64;
     let mut sent = Sent::default();
     let start = Instant::now();
     let mut next = start;
-    while start.elapsed() < wall {
+    while start.elapsed() < load.wall {
         if stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
@@ -156,35 +212,10 @@ pub fn generate(pipe: &mut Pipeline, load: &Load, stop: &AtomicBool) -> Result<S
             }
             next += iv;
         }
-        let mut frames: Vec<PacketBuf<'_>> = Vec::with_capacity(burst);
-        for buf in slots.bufs().take(burst) {
-            seq += 1;
-            let pkt = &mut buf[HEADROOM..HEADROOM + size];
-            pkt.copy_from_slice(&template);
-            let stamp = &mut pkt[28..28 + STAMP_LEN];
-            stamp[..4].copy_from_slice(&MAGIC.to_be_bytes());
-            stamp[4..8].copy_from_slice(&point.to_be_bytes());
-            stamp[8..16].copy_from_slice(&seq.to_be_bytes());
-            let t = base.elapsed().as_nanos() as u64;
-            stamp[16..24].copy_from_slice(&t.to_be_bytes());
-            frames.push(PacketBuf::new(buf, HEADROOM, size));
-        }
-        let mut v = [Verdict::Keepalive; BATCH];
-        pipe.encap_batch(&mut frames, &mut v[..burst]);
-        let out: Vec<(SocketAddr, &[u8])> = v[..burst]
-            .iter()
-            .zip(&frames)
-            .filter_map(|(v, f)| match v {
-                Verdict::Wire { dst } => Some((*dst, f.data())),
-                _ => None,
-            })
-            .collect();
-        if out.len() != burst {
-            return Err(format!("generator: encap refused packets: {v:?}"));
-        }
-        let n = port.tx(&out).map_err(|e| format!("generator send: {e}"))? as u64;
+        let n = send(burst, seq)?;
+        seq += burst as u64;
         sent.packets += n;
-        sent.bytes += n * size as u64;
+        sent.bytes += n * load.size as u64;
         sent.refused += burst as u64 - n;
     }
     sent.elapsed = start.elapsed();
