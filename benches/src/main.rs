@@ -91,9 +91,12 @@ struct PipelineArgs {
     /// Inner packet sizes in bytes, or "imix".
     #[arg(long, value_delimiter = ',', default_value = "64,512,1420,imix", value_parser = Mix::parse)]
     sizes: Vec<Mix>,
-    /// Workers of the multi-worker points (default: one per core).
+    /// Workers of the multi-worker points (default: one per core; 1 skips them).
     #[arg(long)]
     workers: Option<usize>,
+    /// What to time (fewer for profiling).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = pipeline::Op::ALL)]
+    ops: Vec<pipeline::Op>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +123,7 @@ fn pipeline_args(a: &PipelineArgs) -> pipeline::Args {
     pipeline::Args {
         mixes: a.sizes.clone(),
         workers: a.workers.unwrap_or_else(cores),
+        ops: a.ops.clone(),
     }
 }
 
@@ -164,6 +168,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     .map(|s| Mix::parse(s))
                     .collect::<Result<_, _>>()?,
                 workers: None,
+                ops: pipeline::Op::ALL.to_vec(),
             };
             save(&pipeline::run(plan, &pipeline_args(&p))?, &cli.common)?;
             plan.pause();

@@ -16,10 +16,12 @@ pub struct Args {
     pub mixes: Vec<Mix>,
     /// Workers of the multi-worker points (default: every core).
     pub workers: usize,
+    /// What to time (default: all four; fewer for profiling).
+    pub ops: Vec<Op>,
 }
 
 /// What is timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// `ring` seal (baseline of encap).
@@ -33,7 +35,8 @@ pub enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 4] = [Op::RingSeal, Op::Encap, Op::RingOpen, Op::Decap];
+    /// Every op, baselines next to what they are the baseline of.
+    pub const ALL: [Op; 4] = [Op::RingSeal, Op::Encap, Op::RingOpen, Op::Decap];
 
     fn label(self) -> &'static str {
         match self {
@@ -89,7 +92,7 @@ pub fn run(plan: Plan, args: &Args) -> Result<Report, String> {
     } else {
         vec![1]
     };
-    let total = plan.rounds * args.mixes.len() * Op::ALL.len() * counts.len();
+    let total = plan.rounds * args.mixes.len() * args.ops.len() * counts.len();
     let mut progress = Progress::new("pipeline", total);
     let mut points: Vec<Point> = Vec::new();
     for _ in 0..plan.rounds {
@@ -97,7 +100,7 @@ pub fn run(plan: Plan, args: &Args) -> Result<Report, String> {
             // A/B interleaved: each baseline next to its pipeline op, 1 worker next to N.
             for pair in [[Op::RingSeal, Op::Encap], [Op::RingOpen, Op::Decap]] {
                 for &workers in &counts {
-                    for op in pair {
+                    for op in pair.into_iter().filter(|o| args.ops.contains(o)) {
                         let cores = if workers == 1 { &one } else { &many };
                         progress.start(&format!("{:<9} {:>6} ×{workers}", op.label(), mix.label()));
                         let samples =
