@@ -82,6 +82,59 @@ fn config_check_accepts_the_example_and_names_bad_fields() {
 }
 
 #[test]
+fn config_check_validates_ike_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("xdpsec-cli-conn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let psk = dir.join("rw.psk");
+    std::fs::write(&psk, "a decent pre-shared key\n").unwrap();
+    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let conn = "\n[[conn]]\nname = \"rw\"\nlocal_id = \"gw.example\"\npsk_file = \"rw.psk\"\npool = \"10.99.0.0/24\"\n";
+    let good = dir.join("gw.toml");
+    std::fs::write(&good, format!("{}{conn}", example())).unwrap();
+    let out = xdpsec(&["config", "check", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 SAs, 1 connections"));
+
+    for (from, to, expect) in [
+        (
+            "pool = \"10.99.0.0/24\"",
+            "pool = \"10.99.0.0\"",
+            "conn[0].pool: ",
+        ),
+        (
+            "name = \"rw\"",
+            "name = \"rw\"\nike = [\"3des-md5-modp768\"]",
+            "conn[0].ike: \"3des-md5-modp768\": unknown algorithm",
+        ),
+        (
+            "psk_file = \"rw.psk\"",
+            "psk_file = \"nope.psk\"",
+            "conn[0].psk_file: ",
+        ),
+        (
+            "name = \"rw\"",
+            "name = \"rw\"\nrole = \"initiator\"",
+            "conn[0].remote: required",
+        ),
+    ] {
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, format!("{}{}", example(), conn.replacen(from, to, 1))).unwrap();
+        let err = one_line_error(&xdpsec(&["config", "check", bad.to_str().unwrap()]));
+        assert!(err.contains(expect), "{expect:?} not in {err:?}");
+        assert!(err.contains("bad.toml:"), "names the file and line: {err}");
+    }
+    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = one_line_error(&xdpsec(&["config", "check", good.to_str().unwrap()]));
+    assert!(err.contains("readable by group or others"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn pcap_with_a_bad_sa_file_or_capture_fails_in_one_line() {
     let bad = temp("bad-sa.toml", "[[sa]]\nspi = 1\n");
     let err = one_line_error(&xdpsec(&[
