@@ -1,0 +1,1 @@
+//! Garbage, truncated and replayed input.
