@@ -102,6 +102,8 @@ pub struct Net {
     pub events_b: Vec<IkeEvent>,
     /// Every datagram put on the wire: (sender, transmit as sent).
     pub wire: Vec<(Side, Transmit)>,
+    /// When each datagram of `wire` was sent.
+    pub sent_at: Vec<Instant>,
     /// Return false to lose a datagram (called with the sender and the transmit).
     pub filter: Filter,
 }
@@ -123,6 +125,7 @@ impl Net {
             events_a: Vec::new(),
             events_b: Vec::new(),
             wire: Vec::new(),
+            sent_at: Vec::new(),
             filter: Box::new(|_, _| true),
         }
     }
@@ -157,6 +160,7 @@ impl Net {
 
     fn deliver(&mut self, from: Side, t: Transmit) {
         self.wire.push((from, t.clone()));
+        self.sent_at.push(self.now);
         if !(self.filter)(from, &t) || t.kind == TransmitKind::Keepalive {
             return;
         }
