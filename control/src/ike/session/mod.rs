@@ -30,9 +30,15 @@
 //! Every discarded message yields [`IkeEvent::Dropped`] with a stable reason and is counted
 //! in [`EngineStats`]; nothing from the wire can panic the engine or grow it without bound.
 
+mod child;
 mod config;
 mod engine;
 mod events;
+mod exchange;
+mod ike_sa;
+mod nat;
+mod pool;
+mod ts;
 
 pub use config::{
     ConnConfig, DEFAULT_REPLAY_WINDOW, ESP_GCM128, ESP_GCM256, IKE_GCM128_X25519, IKE_GCM256_P384,
@@ -42,3 +48,6 @@ pub use engine::Engine;
 pub use events::{
     ChildInfo, Datagram, EngineStats, IkeEvent, IkeSaInfo, SessionError, Transmit, TransmitKind,
 };
+
+#[cfg(test)]
+mod tests;

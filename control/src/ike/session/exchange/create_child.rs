@@ -1,0 +1,631 @@
+//! CREATE_CHILD_SA (RFC 7296 §1.3): rekeying child SAs (§1.3.3, §2.8) and the IKE SA
+//! (§1.3.2, §2.18), both roles, with PFS when the ESP suite names a D-H group, and
+//! collisions (§2.8.1, §2.25.1) resolved by nonces: the exchange with the lower initiator
+//! nonce loses — its initiator answers the other exchange normally and deletes whatever its
+//! own exchange created, while the other side answers the loser's request with
+//! TEMPORARY_FAILURE.
+
+use std::time::Instant;
+
+use xdpsec_dataplane::sa::IpPrefix;
+
+use super::super::child::{NewChild, esp_offer};
+use super::super::engine::{Engine, TEMPORARY_FAILURE_WAIT, notify_name};
+use super::super::ike_sa::{ChildState, Crypto, IkeSa, Intent, Phase, Request};
+use super::super::ts::{accept, narrow, payload};
+use super::Inner;
+use crate::ike::IkeError;
+use crate::ike::crypto::dh::{KeyExchange, check_ke};
+use crate::ike::crypto::keys::{ChildSaKeys, IkeSaKeys, skeyseed_rekey};
+use crate::ike::crypto::sk::Opened;
+use crate::ike::crypto::transform::DhGroup;
+use crate::ike::header::ExchangeType;
+use crate::ike::payload::{KePayload, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload};
+use crate::ike::proposal::{accept_esp_reply, accept_ike_reply, select_esp, select_ike};
+
+fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, &[]))
+}
+
+fn ke_payload(ke: &KeyExchange) -> Payload {
+    Payload::Ke(KePayload {
+        group: ke.group().id(),
+        data: ke.public_value().to_vec(),
+    })
+}
+
+/// §2.8.1: "the SA created with the lowest of the four nonces" is redundant; comparing the
+/// two initiator nonces decides which exchange survives (the same on both sides).
+fn we_lose(our_ni: &[u8], their_ni: &[u8]) -> bool {
+    our_ni < their_ni
+}
+
+impl Engine {
+    /// Time a peer takes to give up a request: the whole retransmission schedule (§2.4).
+    pub(in crate::ike::session) fn retransmit_span(&self, sa: &IkeSa) -> std::time::Duration {
+        let t = self.timers(sa);
+        let factor = 2u32
+            .checked_pow(t.retransmit_tries.saturating_add(1))
+            .unwrap_or(u32::MAX);
+        t.retransmit_base.saturating_mul(factor)
+    }
+
+    // ----- child SA rekey, initiator -----
+
+    /// REKEY_SA, SA, Ni, [KEi], TSi, TSr (§1.3.3).
+    pub(in crate::ike::session) fn start_child_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        old_inbound: u32,
+    ) -> Result<(), &'static str> {
+        let Some(child) = sa
+            .child(old_inbound)
+            .filter(|c| c.state == ChildState::Installed)
+        else {
+            return Ok(());
+        };
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.esp.clone())
+            .unwrap_or_default();
+        let group = child
+            .pfs_group
+            .or_else(|| suites.first().and_then(|s| s.dh));
+        let (local_ts, remote_ts) = (child.local_ts.clone(), child.remote_ts.clone());
+        let ni = self.nonce()?;
+        let ke = match group {
+            Some(g) => Some(KeyExchange::generate(g, &*self.rng).map_err(IkeError::name)?),
+            None => None,
+        };
+        let new_inbound = self.new_child_spi()?;
+        let mut p = vec![
+            Payload::Notify(NotifyPayload {
+                protocol: ProtocolId::ESP.0,
+                spi: old_inbound.to_be_bytes().to_vec(),
+                ty: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            }),
+            Payload::Sa(esp_offer(&suites, new_inbound)),
+            Payload::Nonce(ni.clone()),
+        ];
+        p.extend(ke.as_ref().map(ke_payload));
+        p.push(Payload::TsI(payload(&local_ts)));
+        p.push(Payload::TsR(payload(&remote_ts)));
+        if let Some(c) = sa.child_mut(old_inbound) {
+            c.state = ChildState::Rekeying;
+        }
+        let kind = Request::RekeyChild {
+            old_inbound,
+            new_inbound,
+            local_ts,
+            remote_ts,
+            ni,
+            ke,
+            abandoned: false,
+        };
+        let r = self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, &p, kind);
+        if r.is_err() {
+            self.inbound_spis.remove(&new_inbound);
+        }
+        r
+    }
+
+    /// A child rekey of ours did not happen: back to Installed, maybe retry at `retry`.
+    fn child_rekey_failed(
+        &mut self,
+        sa: &mut IkeSa,
+        old_inbound: u32,
+        new_inbound: u32,
+        retry: Option<Instant>,
+    ) {
+        self.inbound_spis.remove(&new_inbound);
+        if let Some(c) = sa.child_mut(old_inbound)
+            && c.state == ChildState::Rekeying
+        {
+            c.state = ChildState::Installed;
+            c.rekey_at = retry;
+        }
+    }
+
+    /// The CREATE_CHILD_SA response to our child rekey.
+    pub(in crate::ike::session) fn child_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        kind: Request,
+        opened: &Opened,
+    ) -> Result<(), &'static str> {
+        let Request::RekeyChild {
+            old_inbound,
+            new_inbound,
+            local_ts,
+            remote_ts,
+            ni,
+            ke,
+            abandoned,
+        } = kind
+        else {
+            return Err("unexpected_response");
+        };
+        let inner = Inner::new(&opened.inner);
+        if let Some(n) = inner.error() {
+            let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+            match n.ty {
+                // §2.25: wait, then try again
+                NotifyType::TEMPORARY_FAILURE => {
+                    self.child_rekey_failed(sa, old_inbound, new_inbound, Some(retry));
+                }
+                // §2.25: "silently delete the Child SA"
+                NotifyType::CHILD_SA_NOT_FOUND => {
+                    self.inbound_spis.remove(&new_inbound);
+                    self.remove_child(sa, old_inbound);
+                }
+                // §1.3: retry with the group the peer wants
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let group = n.invalid_ke_group().and_then(DhGroup::from_id);
+                    let asked_before = sa.child(old_inbound).and_then(|c| c.pfs_group);
+                    let again = group.filter(|g| asked_before != Some(*g)).map(|_| now);
+                    self.child_rekey_failed(sa, old_inbound, new_inbound, again.or(Some(retry)));
+                    if let Some(c) = sa.child_mut(old_inbound) {
+                        c.pfs_group = group.or(c.pfs_group);
+                    }
+                }
+                // refused: the child lives until it expires (then it is deleted)
+                _ => {
+                    self.drop_msg(notify_name(n.ty));
+                    self.child_rekey_failed(sa, old_inbound, new_inbound, None);
+                }
+            }
+            return Ok(());
+        }
+        let negotiated =
+            self.child_rekey_keys(sa, &inner, &ni, ke, new_inbound, &local_ts, &remote_ts);
+        let child = match negotiated {
+            Ok(c) => c,
+            Err(reason) => {
+                self.child_rekey_failed(sa, old_inbound, new_inbound, None);
+                return Err(reason);
+            }
+        };
+        if abandoned {
+            // we lost a collision (§2.8.1): the peer's new pair replaces the old one, ours goes
+            self.install_child(now, sa, child, false)?;
+            sa.queue.push_back(Intent::DeleteChild(new_inbound));
+        } else {
+            // make-before-break: the new pair is up before the old one is deleted (§2.8)
+            self.install_child(now, sa, child, true)?;
+            if let Some(c) = sa.child_mut(old_inbound) {
+                c.state = ChildState::Rekeyed;
+                c.rekey_at = None;
+            }
+            sa.queue.push_back(Intent::DeleteChild(old_inbound));
+        }
+        Ok(())
+    }
+
+    /// Check the peer's answer to our child rekey and derive the new pair's keys.
+    #[allow(clippy::too_many_arguments)]
+    fn child_rekey_keys(
+        &self,
+        sa: &IkeSa,
+        inner: &Inner<'_>,
+        ni: &[u8],
+        ke: Option<KeyExchange>,
+        new_inbound: u32,
+        offered_local: &[IpPrefix],
+        offered_remote: &[IpPrefix],
+    ) -> Result<NewChild, &'static str> {
+        let (Some(reply), Some(nr), Some(tsi), Some(tsr)) =
+            (inner.sa, inner.nonce, inner.ts_i, inner.ts_r)
+        else {
+            return Err("missing_payload");
+        };
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.esp.clone())
+            .unwrap_or_default();
+        let chosen = accept_esp_reply(reply, &suites).map_err(IkeError::name)?;
+        let shared = match (chosen.suite.dh, ke, inner.ke) {
+            (None, _, _) => None,
+            (Some(g), Some(ke), Some(ker)) if ke.group() == g => {
+                check_ke(ker, g).map_err(IkeError::name)?;
+                Some(ke.agree(&ker.data).map_err(IkeError::name)?)
+            }
+            _ => return Err("invalid_ke_payload"),
+        };
+        let local_ts = accept(tsi, offered_local).ok_or("ts_unacceptable")?;
+        let remote_ts = accept(tsr, offered_remote).ok_or("ts_unacceptable")?;
+        let c = sa.crypto.as_ref().ok_or("unexpected_response")?;
+        let keys = ChildSaKeys::derive(
+            c.suite.prf,
+            &c.keys.sk_d,
+            &chosen.suite,
+            shared.as_ref().map(|s| s.as_slice()),
+            ni,
+            nr,
+        )
+        .map_err(IkeError::name)?;
+        Ok(NewChild {
+            inbound: new_inbound,
+            outbound: u32::from_be_bytes(chosen.peer_spi),
+            suite: chosen.suite,
+            keys,
+            initiator: true,
+            local_ts,
+            remote_ts,
+        })
+    }
+
+    // ----- IKE SA rekey, initiator -----
+
+    /// SA (IKE, with our new SPI), Ni, KEi (§1.3.2).
+    pub(in crate::ike::session) fn start_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+    ) -> Result<(), &'static str> {
+        let Some(current) = sa.crypto.as_ref().map(|c| c.suite) else {
+            return Ok(());
+        };
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.ike.clone())
+            .unwrap_or_default();
+        let group = sa.rekey_group.unwrap_or(current.dh);
+        let new_spi = self.new_ike_spi()?;
+        let ni = self.nonce()?;
+        let ke = KeyExchange::generate(group, &*self.rng).map_err(IkeError::name)?;
+        let p = vec![
+            Payload::Sa(SaPayload {
+                proposals: suites
+                    .iter()
+                    .zip(1..=32u8)
+                    .map(|(s, n)| s.proposal(n, &new_spi))
+                    .collect(),
+            }),
+            Payload::Nonce(ni.clone()),
+            ke_payload(&ke),
+        ];
+        let kind = Request::RekeyIke {
+            new_spi,
+            ni,
+            ke: Some(ke),
+            abandoned: false,
+        };
+        self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, &p, kind)
+    }
+
+    /// The CREATE_CHILD_SA response to our IKE rekey.
+    pub(in crate::ike::session) fn ike_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        kind: Request,
+        opened: &Opened,
+    ) -> Result<(), &'static str> {
+        let Request::RekeyIke {
+            new_spi,
+            ni,
+            ke,
+            abandoned,
+        } = kind
+        else {
+            return Err("unexpected_response");
+        };
+        let inner = Inner::new(&opened.inner);
+        let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+        if let Some(n) = inner.error() {
+            if sa.phase == Phase::Established {
+                sa.rekey_at = match n.ty {
+                    NotifyType::TEMPORARY_FAILURE => Some(retry),
+                    NotifyType::INVALID_KE_PAYLOAD => {
+                        let g = n.invalid_ke_group().and_then(DhGroup::from_id);
+                        let again = g.is_some() && g != sa.rekey_group;
+                        sa.rekey_group = g.or(sa.rekey_group);
+                        Some(if again { now } else { retry })
+                    }
+                    // refused: the IKE SA is deleted when it expires
+                    _ => None,
+                };
+            }
+            return Ok(());
+        }
+        let (Some(reply), Some(nr), Some(ker), Some(ke)) = (inner.sa, inner.nonce, inner.ke, ke)
+        else {
+            sa.rekey_at = Some(retry);
+            return Err("missing_payload");
+        };
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.ike.clone())
+            .unwrap_or_default();
+        let chosen = accept_ike_reply(reply, &suites).map_err(IkeError::name)?;
+        let peer_spi = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
+            .ok()
+            .filter(|s| *s != [0; 8])
+            .ok_or("bad_proposal")?;
+        if ke.group() != chosen.suite.dh {
+            sa.rekey_at = Some(retry);
+            return Err("invalid_ke_payload");
+        }
+        check_ke(ker, chosen.suite.dh).map_err(IkeError::name)?;
+        let shared = ke.agree(&ker.data).map_err(IkeError::name)?;
+        let old = sa.crypto.as_ref().ok_or("unexpected_response")?;
+        // §2.18: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), SPIs of the new SA
+        let seed = skeyseed_rekey(old.suite.prf, &old.keys.sk_d, &shared, &ni, nr);
+        let keys = IkeSaKeys::derive(&chosen.suite, &seed, &ni, nr, &new_spi, &peer_spi)
+            .map_err(IkeError::name)?;
+        let crypto = Crypto::new(chosen.suite, keys, true).map_err(IkeError::name)?;
+        if abandoned {
+            // lost a collision: the peer's new IKE SA took over; delete the one we made
+            let mut extra = self.successor(now, sa, true, new_spi, peer_spi, crypto, false);
+            extra.delete_reason = "rekey_collision";
+            extra.queue.push_back(Intent::DeleteIke);
+            self.pump(now, &mut extra);
+            self.put_back(extra);
+            return Ok(());
+        }
+        let new = self.successor(now, sa, true, new_spi, peer_spi, crypto, true);
+        sa.successor = Some(new.our_spi());
+        sa.delete_reason = "rekeyed";
+        sa.queue.clear();
+        sa.queue.push_back(Intent::DeleteIke);
+        self.put_back(new);
+        Ok(())
+    }
+
+    /// The IKE SA that replaces `old` after a rekey (§2.18): fresh message IDs, the same
+    /// peer and endpoints; with `take_over` it inherits the children and virtual IP and is
+    /// announced with IkeUp.
+    #[allow(clippy::too_many_arguments)]
+    fn successor(
+        &mut self,
+        now: Instant,
+        old: &mut IkeSa,
+        initiator: bool,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        crypto: Crypto,
+        take_over: bool,
+    ) -> IkeSa {
+        let mut n = IkeSa::new(old.conn, initiator, old.local, old.remote, old.peer, now);
+        n.spi_i = spi_i;
+        n.spi_r = spi_r;
+        n.crypto = Some(crypto);
+        n.nat_local = old.nat_local;
+        n.nat_remote = old.nat_remote;
+        n.remote_id = old.remote_id.clone();
+        if take_over {
+            n.children = std::mem::take(&mut old.children);
+            n.vip = old.vip;
+            n.leased = std::mem::replace(&mut old.leased, false);
+            self.establish(now, &mut n);
+        } else {
+            n.phase = Phase::Established;
+            n.established = Some(now);
+        }
+        n
+    }
+
+    // ----- responder -----
+
+    /// A CREATE_CHILD_SA request: IKE rekey, child rekey, or a new child (refused).
+    pub(in crate::ike::session) fn create_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        opened: &Opened,
+    ) -> Result<Vec<Payload>, &'static str> {
+        let inner = Inner::new(&opened.inner);
+        if sa.phase != Phase::Established {
+            // §2.25.1: we are closing this IKE SA
+            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        }
+        let is_ike = inner
+            .sa
+            .is_some_and(|s| s.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
+        if is_ike {
+            return self.ike_rekey_request(now, sa, &inner);
+        }
+        match inner.notify(NotifyType::REKEY_SA) {
+            Some(r) => self.child_rekey_request(now, sa, &inner, &r.spi),
+            // one child per IKE SA: that is what a connection describes
+            None => Ok(vec![notify(NotifyType::NO_ADDITIONAL_SAS)]),
+        }
+    }
+
+    fn child_rekey_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &Inner<'_>,
+        rekey_spi: &[u8],
+    ) -> Result<Vec<Payload>, &'static str> {
+        let spi = <[u8; 4]>::try_from(rekey_spi).map_err(|_| "bad_notify_payload")?;
+        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) =
+            (inner.sa, inner.nonce, inner.ts_i, inner.ts_r)
+        else {
+            return Err("missing_payload");
+        };
+        // the SPI in REKEY_SA is the one the peer receives on: our outbound SPI (§1.3.3)
+        let outbound = u32::from_be_bytes(spi);
+        let Some(old) = sa.children.iter().find(|c| c.outbound_spi == outbound) else {
+            // §2.25
+            return Ok(vec![Payload::Notify(NotifyPayload {
+                protocol: ProtocolId::ESP.0,
+                spi: spi.to_vec(),
+                ty: NotifyType::CHILD_SA_NOT_FOUND,
+                data: Vec::new(),
+            })]);
+        };
+        let old_inbound = old.inbound_spi;
+        let (allowed_local, allowed_remote) = (old.local_ts.clone(), old.remote_ts.clone());
+        match old.state {
+            ChildState::Installed => {}
+            // §2.25.1: rekeying an SA we are closing
+            ChildState::Deleting | ChildState::Rekeyed => {
+                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            }
+            // §2.8.1 collision: the lower initiator nonce loses
+            ChildState::Rekeying => match &mut sa.outstanding {
+                Some(o) => match &mut o.kind {
+                    Request::RekeyChild {
+                        old_inbound: o_old,
+                        ni: ours,
+                        abandoned,
+                        ..
+                    } if *o_old == old_inbound => {
+                        if !we_lose(ours, ni) {
+                            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                        }
+                        *abandoned = true;
+                    }
+                    _ => return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]),
+                },
+                None => return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]),
+            },
+        }
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.esp.clone())
+            .unwrap_or_default();
+        let Ok(chosen) = select_esp(offer, &suites) else {
+            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+        };
+        let mut ke_r = None;
+        let shared = match chosen.suite.dh {
+            None => None,
+            Some(g) => match inner.ke.map(|ke| (ke, check_ke(ke, g))) {
+                Some((ke, Ok(()))) => {
+                    let ours = KeyExchange::generate(g, &*self.rng).map_err(IkeError::name)?;
+                    let p = ke_payload(&ours);
+                    let s = ours.agree(&ke.data).map_err(IkeError::name)?;
+                    ke_r = Some(p);
+                    Some(s)
+                }
+                Some((_, Err(e))) if e != IkeError::KeGroupMismatch => return Err(e.name()),
+                _ => return Ok(vec![Payload::Notify(NotifyPayload::invalid_ke(g.id()))]),
+            },
+        };
+        // §2.9: the new pair covers what the old one did
+        let local_ts = narrow(tsr, &allowed_local);
+        let remote_ts = narrow(tsi, &allowed_remote);
+        if local_ts.is_empty() || remote_ts.is_empty() {
+            return Ok(vec![notify(NotifyType::TS_UNACCEPTABLE)]);
+        }
+        let c = sa.crypto.as_ref().ok_or("unexpected_exchange")?;
+        let nr = self.nonce()?;
+        let keys = ChildSaKeys::derive(
+            c.suite.prf,
+            &c.keys.sk_d,
+            &chosen.suite,
+            shared.as_ref().map(|s| s.as_slice()),
+            ni,
+            &nr,
+        )
+        .map_err(IkeError::name)?;
+        let new_inbound = self.new_child_spi()?;
+        let mut resp = vec![
+            Payload::Sa(chosen.reply(new_inbound.to_be_bytes())),
+            Payload::Nonce(nr),
+        ];
+        resp.extend(ke_r);
+        resp.push(Payload::TsI(payload(&remote_ts)));
+        resp.push(Payload::TsR(payload(&local_ts)));
+        let child = NewChild {
+            inbound: new_inbound,
+            outbound: u32::from_be_bytes(chosen.peer_spi),
+            suite: chosen.suite,
+            keys,
+            initiator: false,
+            local_ts,
+            remote_ts,
+        };
+        self.install_child(now, sa, child, true)?;
+        // the rekey's initiator deletes the old pair (§1.3.3); we do at its expiry otherwise
+        if let Some(c) = sa.child_mut(old_inbound) {
+            c.state = ChildState::Rekeyed;
+            c.rekey_at = None;
+        }
+        Ok(resp)
+    }
+
+    fn ike_rekey_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &Inner<'_>,
+    ) -> Result<Vec<Payload>, &'static str> {
+        let (Some(offer), Some(ni), Some(ke)) = (inner.sa, inner.nonce, inner.ke) else {
+            return Err("missing_payload");
+        };
+        match sa.outstanding.as_mut().map(|o| &mut o.kind) {
+            // §2.8.2 collision: the lower initiator nonce loses
+            Some(Request::RekeyIke {
+                ni: ours,
+                abandoned,
+                ..
+            }) => {
+                if !we_lose(ours, ni) {
+                    return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                }
+                *abandoned = true;
+            }
+            // a child exchange of ours is in flight on this IKE SA: finish it first (§2.25)
+            Some(Request::RekeyChild { .. } | Request::DeleteChild { .. }) => {
+                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            }
+            _ => {}
+        }
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.ike.clone())
+            .unwrap_or_default();
+        let Ok(chosen) = select_ike(offer, &suites) else {
+            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+        };
+        let peer_spi = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
+            .ok()
+            .filter(|s| *s != [0; 8])
+            .ok_or("bad_proposal")?;
+        match check_ke(ke, chosen.suite.dh) {
+            Ok(()) => {}
+            Err(IkeError::KeGroupMismatch) => {
+                return Ok(vec![Payload::Notify(NotifyPayload::invalid_ke(
+                    chosen.suite.dh.id(),
+                ))]);
+            }
+            Err(e) => return Err(e.name()),
+        }
+        let new_spi = self.new_ike_spi()?;
+        let nr = self.nonce()?;
+        let ours = KeyExchange::generate(chosen.suite.dh, &*self.rng).map_err(IkeError::name)?;
+        let ke_r = ke_payload(&ours);
+        let shared = ours.agree(&ke.data).map_err(IkeError::name)?;
+        let old = sa.crypto.as_ref().ok_or("unexpected_exchange")?;
+        let seed = skeyseed_rekey(old.suite.prf, &old.keys.sk_d, &shared, ni, &nr);
+        let keys = IkeSaKeys::derive(&chosen.suite, &seed, ni, &nr, &peer_spi, &new_spi)
+            .map_err(IkeError::name)?;
+        let crypto = Crypto::new(chosen.suite, keys, false).map_err(IkeError::name)?;
+        let new = self.successor(now, sa, false, peer_spi, new_spi, crypto, true);
+        sa.successor = Some(new.our_spi());
+        // the peer deletes the old IKE SA (§2.18); we forget it after its retransmissions
+        sa.phase = Phase::Superseded {
+            until: now + self.retransmit_span(sa),
+        };
+        sa.queue.clear();
+        self.put_back(new);
+        Ok(vec![
+            Payload::Sa(chosen.reply(&new_spi)),
+            Payload::Nonce(nr),
+            ke_r,
+        ])
+    }
+}

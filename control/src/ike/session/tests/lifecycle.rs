@@ -1,0 +1,163 @@
+//! INFORMATIONAL: deletes from either side, liveness checks, NAT rebinding, half-open expiry.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn delete_from_the_initiator() {
+    let mut net = Net::road_warrior();
+    net.initiate();
+    let (a_in, a_out) = net.child_ups(Side::A)[0].clone();
+    net.a.terminate(net.now, "gw").unwrap();
+    net.run();
+    assert_eq!(
+        net.kinds(Side::A),
+        ["ike_up", "child_up", "child_down", "ike_down"]
+    );
+    assert_eq!(
+        net.kinds(Side::B),
+        ["ike_up", "child_up", "child_down", "ike_down"]
+    );
+    assert_eq!(net.down_reasons(Side::A), ["terminated"]);
+    assert_eq!(net.down_reasons(Side::B), ["deleted_by_peer"]);
+    match &net.events_a[2] {
+        IkeEvent::ChildDown {
+            conn,
+            inbound_spi,
+            outbound_spi,
+        } => assert_eq!(
+            (conn.as_str(), *inbound_spi, *outbound_spi),
+            ("gw", a_in.spi, a_out.spi)
+        ),
+        e => panic!("{e:?}"),
+    }
+    assert!(net.a.list().is_empty() && net.b.list().is_empty());
+    assert_eq!(
+        net.a.terminate(net.now, "gw"),
+        Err(SessionError::NotActive("gw".into()))
+    );
+    assert_eq!(
+        net.a.terminate(net.now, "nope"),
+        Err(SessionError::UnknownConn("nope".into()))
+    );
+    // and up again: the address went back to the pool (next-fit hands out the next one)
+    net.initiate();
+    assert_eq!(net.kinds(Side::A).len(), 6);
+    assert_eq!(
+        net.a.initiate(net.now, "gw"),
+        Err(SessionError::AlreadyActive("gw".into()))
+    );
+}
+
+#[test]
+fn delete_from_the_responder() {
+    let mut net = Net::road_warrior();
+    net.initiate();
+    net.b.terminate(net.now, "rw").unwrap();
+    net.run();
+    assert_eq!(
+        net.kinds(Side::A),
+        ["ike_up", "child_up", "child_down", "ike_down"]
+    );
+    assert_eq!(
+        net.kinds(Side::B),
+        ["ike_up", "child_up", "child_down", "ike_down"]
+    );
+    assert_eq!(net.down_reasons(Side::A), ["deleted_by_peer"]);
+    assert_eq!(net.down_reasons(Side::B), ["terminated"]);
+}
+
+#[test]
+fn dead_peer_detection() {
+    let mut net = Net::road_warrior();
+    net.initiate();
+    // the gateway's replies stop arriving
+    net.filter = Box::new(|side, _| side == Side::A);
+    let t0 = net.now;
+    net.advance(Duration::from_secs(29));
+    assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
+    net.advance(Duration::from_secs(200));
+    assert_eq!(
+        net.kinds(Side::A),
+        ["ike_up", "child_up", "child_down", "ike_down"]
+    );
+    assert_eq!(net.down_reasons(Side::A), ["peer_timeout"]);
+    // DPD after 30 s of silence, then retransmissions after 1, 2, 4, 8, 16 s, then 32 s
+    // until the peer is declared dead
+    let sent: Vec<u64> = net
+        .wire
+        .iter()
+        .zip(&net.sent_at)
+        .filter(|((s, t), _)| *s == Side::A && t.kind == TransmitKind::Ike)
+        .skip(2)
+        .map(|(_, at)| (*at - t0).as_secs())
+        .collect();
+    assert_eq!(sent, [30, 31, 33, 37, 45, 61]);
+    match net
+        .events_a
+        .iter()
+        .find(|e| matches!(e, IkeEvent::IkeDown { .. }))
+    {
+        Some(IkeEvent::IkeDown { conn, .. }) => assert_eq!(conn, "gw"),
+        e => panic!("{e:?}"),
+    }
+    // the gateway heard the requests but got no answer to its own checks: down as well
+    assert_eq!(net.down_reasons(Side::B), ["peer_timeout"]);
+    assert!(net.a.list().is_empty() && net.b.list().is_empty());
+}
+
+#[test]
+fn liveness_checks_keep_a_quiet_tunnel_up() {
+    let mut net = Net::road_warrior();
+    net.initiate();
+    net.advance(Duration::from_secs(600));
+    assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
+    assert_eq!(net.kinds(Side::B), ["ike_up", "child_up"]);
+    assert!(net.drops(Side::A).is_empty() && net.drops(Side::B).is_empty());
+}
+
+#[test]
+fn nat_rebinding_moves_the_peer() {
+    let mut net = Net::road_warrior();
+    net.initiate();
+    let before = net.b.list()[0].remote;
+    if let Some(nat) = &mut net.nat {
+        nat.rebind();
+    }
+    net.advance(Duration::from_secs(40));
+    let after = net.b.list()[0].remote;
+    assert_ne!(before, after);
+    assert_eq!(after.ip(), ip(NAT_PUBLIC));
+    let moved: Vec<SocketAddr> = net
+        .events_b
+        .iter()
+        .filter_map(|e| match e {
+            IkeEvent::PeerMoved { remote, conn, .. } => {
+                assert_eq!(conn, "rw");
+                Some(*remote)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, [after]);
+    // still alive both ways afterwards
+    net.advance(Duration::from_secs(120));
+    assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
+    assert_eq!(net.kinds(Side::B), ["ike_up", "child_up", "peer_moved"]);
+}
+
+#[test]
+fn half_open_sas_expire() {
+    let mut net = Net::road_warrior();
+    net.filter = Box::new(|side, t| !(side == Side::A && t.dst.port() == 4500));
+    net.initiate();
+    assert_eq!(net.b.stats().half_open, 1);
+    assert_eq!(net.b.list()[0].state, "connecting");
+    net.advance(Duration::from_secs(31));
+    assert_eq!(net.b.stats().half_open, 0);
+    assert!(net.b.list().is_empty());
+    assert!(net.drops(Side::B).contains(&"half_open_timeout"));
+    assert!(net.kinds(Side::B).is_empty());
+}

@@ -1,0 +1,512 @@
+//! Interop of the sans-IO IKEv2 engine (`ike::session`) with strongSwan 5.9.8 in the project's
+//! NAT topology (`scripts/netns/topo.sh`):
+//!
+//! ```text
+//! [client] 10.0.1.2 -- [nat: masquerade] 192.0.2.1 -- 192.0.2.2 [gw]
+//! ```
+//!
+//! - strongSwan initiates from behind the NAT (`scripts/interop/strongswan/client.conf`) to the
+//!   engine on the gateway: both IKE suites, a virtual IP from the engine's pool, a child rekey
+//!   and an IKE rekey started by strongSwan, deletes from either side.
+//! - the engine initiates from behind the NAT to strongSwan on the gateway
+//!   (`scripts/interop/strongswan/gw.conf`): float to 4500, keepalives, virtual IP from
+//!   strongSwan's pool, child and IKE rekeys started by the engine, delete.
+//!
+//! The engine runs on plain UDP sockets in a thread that entered the namespace (a minimal
+//! stand-in for the daemon: the non-ESP marker is added and removed here). strongSwan's view
+//! (`swanctl --list-sas`) is checked against the engine's events: same SPIs, same addresses.
+//!
+//! Needs root and strongSwan (`scripts/setup.sh` installs it); fails loudly otherwise.
+
+// Test code: failing loudly on an unexpected error is the point (see clippy.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ring::rand::SystemRandom;
+use xdpsec_control::ike::payload::Identity;
+use xdpsec_control::ike::session::{
+    ConnConfig, Datagram, ESP_GCM128, ESP_GCM256, Engine, IKE_GCM128_X25519, IKE_GCM256_P384,
+    IkeEvent, IkeSaInfo, Transmit, TransmitKind,
+};
+
+const PSK: &[u8] = b"interop-test-psk-0123456789";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Namespaces and one charon; all removed on drop, also when the test fails.
+struct Lab {
+    prefix: String,
+    charon_ns: String,
+    ss_run: PathBuf,
+}
+
+impl Lab {
+    fn up(prefix: &str, charon_in: &str, conf: &str) -> Self {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the interop tests need root");
+        assert!(
+            Path::new("/usr/lib/ipsec/charon").exists(),
+            "strongSwan is not installed: run scripts/setup.sh"
+        );
+        let topo = root().join("scripts/netns/topo.sh");
+        sh(&["bash", topo.to_str().unwrap(), "up", prefix]);
+        let lab = Self {
+            prefix: prefix.to_string(),
+            charon_ns: format!("{prefix}{charon_in}"),
+            ss_run: std::env::temp_dir().join(format!("xdpsec-ike-ss-{prefix}")),
+        };
+        lab.ss(&["start", &lab.charon_ns]);
+        let conf = root().join("scripts/interop/strongswan").join(conf);
+        lab.ss(&["load", &lab.charon_ns, conf.to_str().unwrap()]);
+        lab
+    }
+
+    fn ss(&self, args: &[&str]) -> String {
+        let script = root().join("scripts/interop/ss.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("SS_RUN", &self.ss_run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ss.sh {args:?} failed:\n{}\n{}\n--- charon.log ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `swanctl --OP ARGS` against this lab's charon.
+    fn ctl(&self, op: &str, args: &[&str]) -> String {
+        let mut a = vec!["ctl", self.charon_ns.as_str(), op];
+        a.extend_from_slice(args);
+        self.ss(&a)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.ss_run.join(&self.charon_ns).join("run/charon.log"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let script = root().join("scripts/interop/ss.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .args(["stop", &self.charon_ns])
+            .env("SS_RUN", &self.ss_run)
+            .output();
+        let topo = root().join("scripts/netns/topo.sh");
+        let _ = run(&["bash", topo.to_str().unwrap(), "down", &self.prefix]);
+    }
+}
+
+/// What the test asks of the engine thread.
+enum Cmd {
+    Initiate(&'static str),
+    Terminate(&'static str),
+}
+
+/// The engine on UDP 500/4500 inside a namespace: a minimal daemon.
+struct Node {
+    events: Arc<Mutex<Vec<IkeEvent>>>,
+    list: Arc<Mutex<Vec<IkeSaInfo>>>,
+    keepalives: Arc<Mutex<u32>>,
+    cmds: Sender<Cmd>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    fn start(ns: &str, addr: IpAddr, conns: Vec<ConnConfig>) -> Self {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let list = Arc::new(Mutex::new(Vec::new()));
+        let keepalives = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cmds, rx) = channel();
+        let ns_path = format!("/var/run/netns/{ns}");
+        let (e, l, k, s) = (
+            events.clone(),
+            list.clone(),
+            keepalives.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns_path).unwrap();
+            // SAFETY: setns on a valid namespace fd; it changes only this thread's namespace.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns {ns_path}: {}",
+                std::io::Error::last_os_error()
+            );
+            serve(addr, conns, rx, &e, &l, &k, &s);
+        });
+        Self {
+            events,
+            list,
+            keepalives,
+            cmds,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn events(&self) -> Vec<IkeEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                IkeEvent::IkeUp { .. } => Some("ike_up"),
+                IkeEvent::IkeDown { .. } => Some("ike_down"),
+                IkeEvent::ChildUp { .. } => Some("child_up"),
+                IkeEvent::ChildDown { .. } => Some("child_down"),
+                IkeEvent::PeerMoved { .. } => Some("peer_moved"),
+                IkeEvent::Dropped { .. } => None,
+            })
+            .collect()
+    }
+
+    fn list(&self) -> Vec<IkeSaInfo> {
+        self.list.lock().unwrap().clone()
+    }
+
+    /// Wait until the events satisfy `cond`.
+    fn wait(&self, what: &str, secs: u64, lab: &Lab, cond: impl Fn(&[&'static str]) -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if cond(&self.kinds()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what}: events {:?}\n{:#?}\n--- charon.log ---\n{}",
+            self.kinds(),
+            self.events(),
+            lab.log()
+        );
+    }
+
+    /// The (inbound, outbound) SPIs of the last ChildUp, and its virtual IP.
+    fn last_child(&self) -> (u32, u32, Option<IpAddr>) {
+        self.events()
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                IkeEvent::ChildUp {
+                    inbound,
+                    outbound,
+                    virtual_ip,
+                    ..
+                } => Some((inbound.spi, outbound.spi, *virtual_ip)),
+                _ => None,
+            })
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    addr: IpAddr,
+    conns: Vec<ConnConfig>,
+    cmds: Receiver<Cmd>,
+    events: &Mutex<Vec<IkeEvent>>,
+    list: &Mutex<Vec<IkeSaInfo>>,
+    keepalives: &Mutex<u32>,
+    stop: &AtomicBool,
+) {
+    let s500 = UdpSocket::bind(SocketAddr::new(addr, 500)).unwrap();
+    let s4500 = UdpSocket::bind(SocketAddr::new(addr, 4500)).unwrap();
+    for s in [&s500, &s4500] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut engine = Engine::new(conns, Box::new(SystemRandom::new()));
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                Cmd::Initiate(c) => engine.initiate(now, c).unwrap(),
+                Cmd::Terminate(c) => engine.terminate(now, c).unwrap(),
+            }
+        }
+        for (sock, port) in [(&s500, 500u16), (&s4500, 4500)] {
+            while let Ok((n, src)) = sock.recv_from(&mut buf) {
+                let dst = SocketAddr::new(addr, port);
+                let bytes = &buf[..n];
+                // RFC 3948 §2.2: on 4500 IKE follows the non-ESP marker; skip keepalives, ESP
+                let ike = match (port, bytes) {
+                    (500, b) => b,
+                    (_, [0, 0, 0, 0, rest @ ..]) => rest,
+                    _ => continue,
+                };
+                engine.handle(
+                    Instant::now(),
+                    Datagram {
+                        src,
+                        dst,
+                        bytes: ike,
+                    },
+                );
+            }
+        }
+        if engine.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+            engine.handle_timeout(Instant::now());
+        }
+        while let Some(t) = engine.poll_transmit() {
+            send(&s500, &s4500, &t);
+            if t.kind == TransmitKind::Keepalive {
+                *keepalives.lock().unwrap() += 1;
+            }
+        }
+        {
+            let mut ev = events.lock().unwrap();
+            ev.extend(std::iter::from_fn(|| engine.poll_event()));
+        }
+        *list.lock().unwrap() = engine.list();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn send(s500: &UdpSocket, s4500: &UdpSocket, t: &Transmit) {
+    let sock = if t.src.port() == 4500 { s4500 } else { s500 };
+    let mut out = Vec::with_capacity(t.bytes.len() + 4);
+    if t.needs_non_esp_marker() {
+        out.extend_from_slice(&[0; 4]);
+    }
+    out.extend_from_slice(&t.bytes);
+    sock.send_to(&out, t.dst).unwrap();
+}
+
+/// The (in, out) SPIs of the installed children strongSwan lists (hex as it prints them).
+fn ss_spis(list_sas: &str) -> Vec<(u32, u32)> {
+    let mut v = Vec::new();
+    let mut lines = list_sas.lines();
+    let mut installed = false;
+    while let Some(l) = lines.next() {
+        let l = l.trim();
+        if l.contains(", reqid ") {
+            installed = l.contains("INSTALLED");
+        }
+        if let Some(rest) = l.strip_prefix("in  ")
+            && installed
+        {
+            let inb = u32::from_str_radix(rest.split(',').next().unwrap().trim(), 16).unwrap();
+            let out_line = lines.next().unwrap().trim().to_string();
+            let out_hex = out_line
+                .strip_prefix("out ")
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            v.push((inb, u32::from_str_radix(out_hex.trim(), 16).unwrap()));
+        }
+    }
+    v
+}
+
+fn id(s: &str) -> Identity {
+    Identity::Fqdn(s.into())
+}
+
+/// strongSwan behind the NAT initiates to the engine on the gateway.
+#[test]
+fn strongswan_initiates_to_the_engine() {
+    let lab = Lab::up("xik", "client", "client.conf");
+    let mut gw = ConnConfig::responder("rw", id("gw.example"), PSK);
+    gw.local = Some("192.0.2.2".parse().unwrap());
+    gw.local_ts = vec!["10.9.0.0/24".parse().unwrap()];
+    gw.pool = Some(("10.99.0.1".parse().unwrap(), 100));
+    gw.ike = vec![IKE_GCM128_X25519, IKE_GCM256_P384];
+    gw.esp = vec![ESP_GCM128, ESP_GCM256];
+    let node = Node::start("xikgw", "192.0.2.2".parse().unwrap(), vec![gw]);
+
+    // --- aes128gcm16-prfsha256-x25519, ESP aes128gcm16 ---
+    let out = lab.ctl("--initiate", &["--child", "gcm128"]);
+    assert!(out.contains("completed successfully"), "{out}");
+    node.wait("IKE_AUTH", 10, &lab, |k| k == ["ike_up", "child_up"]);
+    let (inb, outb, vip) = node.last_child();
+    assert_eq!(vip, Some("10.99.0.1".parse().unwrap()));
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(sas.contains("ESTABLISHED"), "{sas}");
+    assert!(
+        sas.contains("AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519"),
+        "{sas}"
+    );
+    assert!(sas.contains("local  10.99.0.1/32"), "{sas}");
+    assert!(sas.contains("remote 10.9.0.0/24"), "{sas}");
+    // strongSwan's inbound is our outbound and vice versa
+    assert_eq!(ss_spis(&sas), [(outb, inb)], "{sas}");
+    let info = &node.list()[0];
+    assert!(info.nat_remote, "strongSwan is behind the NAT: {info:?}");
+    assert_eq!(info.local.port(), 4500);
+    assert_eq!(info.remote.ip(), "192.0.2.1".parse::<IpAddr>().unwrap());
+
+    // --- child rekey started by strongSwan: new pair up, old one down ---
+    lab.ctl("--rekey", &["--child", "gcm128"]);
+    node.wait("child rekey", 10, &lab, |k| {
+        k == ["ike_up", "child_up", "child_up", "child_down"]
+    });
+    let (inb2, outb2, _) = node.last_child();
+    assert_ne!(inb2, inb);
+    let sas = lab.ctl("--list-sas", &[]);
+    assert_eq!(ss_spis(&sas), [(outb2, inb2)], "{sas}");
+
+    // --- IKE rekey started by strongSwan: the child moves to the new IKE SA ---
+    lab.ctl("--rekey", &["--ike", "gcm128"]);
+    node.wait("IKE rekey", 10, &lab, |k| {
+        k == [
+            "ike_up",
+            "child_up",
+            "child_up",
+            "child_down",
+            "ike_up",
+            "ike_down",
+        ]
+    });
+    let l = node.list();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].children.len(), 1);
+    assert_eq!(l[0].children[0].inbound_spi, inb2);
+
+    // --- strongSwan deletes ---
+    lab.ctl("--terminate", &["--ike", "gcm128"]);
+    node.wait("delete from strongSwan", 10, &lab, |k| k.len() == 8);
+    assert_eq!(&node.kinds()[6..], ["child_down", "ike_down"]);
+    assert!(node.list().is_empty());
+
+    // --- aes256gcm16-prfsha384-ecp384, deleted by the engine ---
+    let out = lab.ctl("--initiate", &["--child", "gcm256"]);
+    assert!(out.contains("completed successfully"), "{out}");
+    node.wait("second suite", 10, &lab, |k| k.len() == 10);
+    assert_eq!(node.list()[0].ike_suite, "aes256gcm16-prfsha384-ecp384");
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(
+        sas.contains("AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384"),
+        "{sas}"
+    );
+    let (inb, outb, _) = node.last_child();
+    assert_eq!(ss_spis(&sas), [(outb, inb)], "{sas}");
+    node.cmds.send(Cmd::Terminate("rw")).unwrap();
+    node.wait("delete from the engine", 10, &lab, |k| k.len() == 12);
+    std::thread::sleep(Duration::from_millis(300));
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(!sas.contains("ESTABLISHED"), "{sas}");
+    let drops: Vec<IkeEvent> = node
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, IkeEvent::Dropped { .. }))
+        .collect();
+    assert!(drops.is_empty(), "{drops:?}");
+}
+
+/// The engine behind the NAT initiates to strongSwan on the gateway, and rekeys on its own.
+#[test]
+fn engine_initiates_to_strongswan() {
+    let lab = Lab::up("xij", "gw", "gw.conf");
+    let mut c = ConnConfig::initiator(
+        "gw",
+        "192.0.2.2:500".parse().unwrap(),
+        id("client.example"),
+        PSK,
+    );
+    c.local = Some("10.0.1.2".parse().unwrap());
+    c.remote_id = Some(id("gw.example"));
+    c.remote_ts = vec!["10.9.0.0/24".parse().unwrap()];
+    c.request_vip = true;
+    c.timers.keepalive = Duration::from_secs(2);
+    c.timers.dpd = Duration::from_secs(5);
+    c.timers.child_lifetime = Duration::from_secs(16);
+    c.timers.ike_lifetime = Duration::from_secs(40);
+    c.timers.rekey_margin = Duration::from_secs(6);
+    let node = Node::start("xijclient", "10.0.1.2".parse().unwrap(), vec![c]);
+    node.cmds.send(Cmd::Initiate("gw")).unwrap();
+    node.wait("IKE_AUTH", 10, &lab, |k| k == ["ike_up", "child_up"]);
+    let (inb, outb, vip) = node.last_child();
+    assert_eq!(vip, Some("10.99.0.1".parse().unwrap()));
+    let info = &node.list()[0];
+    assert!(info.nat_local, "{info:?}");
+    assert_eq!((info.local.port(), info.remote.port()), (4500, 4500));
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(sas.contains("ESTABLISHED"), "{sas}");
+    assert!(sas.contains("local  10.9.0.0/24"), "{sas}");
+    assert!(sas.contains("remote 10.99.0.1/32"), "{sas}");
+    assert_eq!(ss_spis(&sas), [(outb, inb)], "{sas}");
+    // child rekey by the engine at ~10 s, IKE rekey at ~34 s (a second child rekey between)
+    node.wait("child rekey", 20, &lab, |k| {
+        k == ["ike_up", "child_up", "child_up", "child_down"]
+    });
+    let (inb2, outb2, _) = node.last_child();
+    std::thread::sleep(Duration::from_millis(300));
+    let sas = lab.ctl("--list-sas", &[]);
+    assert_eq!(ss_spis(&sas), [(outb2, inb2)], "{sas}");
+    node.wait("IKE rekey", 40, &lab, |k| k.contains(&"ike_down"));
+    assert_eq!(node.list().len(), 1);
+    assert!(node.kinds().iter().filter(|k| **k == "ike_up").count() == 2);
+    // keepalives from behind the NAT
+    assert!(*node.keepalives.lock().unwrap() >= 10);
+    // the tunnel is still there on strongSwan's side
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(sas.contains("ESTABLISHED"), "{sas}");
+    let (inb3, outb3, _) = node.last_child();
+    assert_eq!(ss_spis(&sas), [(outb3, inb3)], "{sas}");
+    node.cmds.send(Cmd::Terminate("gw")).unwrap();
+    node.wait("delete", 10, &lab, |k| {
+        k.last() == Some(&"ike_down") && k.iter().filter(|x| **x == "ike_down").count() == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(!sas.contains("ESTABLISHED"), "{sas}");
+    let drops: Vec<IkeEvent> = node
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, IkeEvent::Dropped { .. }))
+        .collect();
+    assert!(drops.is_empty(), "{drops:?}");
+}
