@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ring::rand::SystemRandom;
-use xdpsec_dataplane::sa::{Direction, IpPrefix, PeerId};
+use xdpsec_dataplane::sa::{Direction, IpPrefix, PeerId, SaParams, Selectors};
 use xdpsec_dataplane::sad::SaCommand;
 
 use crate::config::conn::IKE_PORT;
@@ -47,6 +47,16 @@ pub struct Received {
     pub bytes: Vec<u8>,
 }
 
+/// What the service remembers of an installed child SA pair.
+#[derive(Debug)]
+struct Child {
+    conn: String,
+    /// Routes into the TUN it needs.
+    routes: Vec<IpPrefix>,
+    /// Its traffic selectors (local, remote): a new child with the same ones replaces it.
+    selectors: Selectors,
+}
+
 /// PeerIds of IKE-made SAs start here, away from the static SAs' (which count from 0).
 const IKE_PEER_BASE: u32 = 0x8000_0000;
 
@@ -62,8 +72,13 @@ pub struct IkeService {
     tun: String,
     /// Routes into the TUN that child SAs need, with how many children need each.
     routes: HashMap<IpPrefix, usize>,
-    /// Each child pair's routes and virtual IP, to undo on `ChildDown`.
-    children: HashMap<(u32, u32), (Vec<IpPrefix>, Option<IpAddr>)>,
+    /// Each child pair's routes and traffic selectors, to undo on `ChildDown`.
+    children: HashMap<(u32, u32), Child>,
+    /// Outbound SAs of children the peer rekeyed, held back until the old pair is deleted
+    /// (by SPI pair of the old child).
+    deferred: HashMap<(u32, u32), SaParams>,
+    /// Whether the message being handled is a request from the peer (we answer it).
+    peer_request: bool,
     /// IKE SA → the PeerId its children carry (for endpoint updates).
     peers: HashMap<u64, PeerId>,
     /// Initiator connections to (re)start, and when.
@@ -122,6 +137,8 @@ impl IkeService {
                 tun: tun.to_string(),
                 routes: HashMap::new(),
                 children: HashMap::new(),
+                deferred: HashMap::new(),
+                peer_request: false,
                 peers: HashMap::new(),
                 restart,
                 held_down: Vec::new(),
@@ -142,6 +159,8 @@ impl IkeService {
 
     /// An IKE message arrived.
     pub fn on_datagram(&mut self, now: Instant, d: &Received) {
+        // IKE header flags (RFC 7296 §3.1): octet 19, bit 0x20 = Response.
+        self.peer_request = d.bytes.get(19).is_some_and(|f| f & 0x20 == 0);
         self.engine.handle(
             now,
             Datagram {
@@ -151,6 +170,7 @@ impl IkeService {
             },
         );
         self.flush(now);
+        self.peer_request = false;
     }
 
     /// Timers: the engine's (retransmits, rekeys, DPD, keepalives) and initiator restarts.
@@ -209,8 +229,14 @@ impl IkeService {
 
     /// Sends what the engine wants sent and acts on its events.
     fn flush(&mut self, now: Instant) {
+        // Events first: a new child SA must be on the workers before the message that
+        // completes its exchange leaves, or the peer's first ESP packet finds no SA.
+        while let Some(ev) = self.engine.poll_event() {
+            self.on_event(now, ev);
+        }
         while let Some(t) = self.engine.poll_transmit() {
-            if t.src.port() == IKE_PORT && t.dst.port() == IKE_PORT {
+            // Our source port decides: the peer's port may be anything a NAT picked.
+            if t.src.port() == IKE_PORT {
                 if let Err(e) = self.sock500.send_to(&t.bytes, t.dst) {
                     tracing::warn!("IKE to {}: {e}", t.dst);
                 }
@@ -220,9 +246,6 @@ impl IkeService {
                     tracing::warn!("IKE to {dst}: worker queue full, message dropped");
                 }
             }
-        }
-        while let Some(ev) = self.engine.poll_event() {
-            self.on_event(now, ev);
         }
     }
 
@@ -283,7 +306,20 @@ impl IkeService {
                     .collect();
                 // Inbound first: replies to our first encrypted packet must find their SA.
                 self.push(|| SaCommand::Install(Box::new(inbound.clone())));
-                self.push(|| SaCommand::Install(Box::new(outbound.clone())));
+                // A child the peer rekeys (RFC 7296 §2.8): the peer installs its inbound SA
+                // only when our CREATE_CHILD_SA response reaches it, so we keep sending on the
+                // old pair until the peer deletes it — then switch (make-before-break).
+                let replaces = self
+                    .children
+                    .iter()
+                    .find(|(_, c)| c.conn == conn && c.selectors == outbound.selectors)
+                    .map(|(k, _)| *k);
+                match replaces {
+                    Some(old) if self.peer_request => {
+                        self.deferred.insert(old, outbound.clone());
+                    }
+                    _ => self.push(|| SaCommand::Install(Box::new(outbound.clone()))),
+                }
                 let our_vip = virtual_ip.filter(|_| self.is_initiator(&conn));
                 if let Some(vip) = our_vip {
                     ip(&["addr", "replace", &format!("{vip}/32"), "dev", &self.tun]);
@@ -305,7 +341,14 @@ impl IkeService {
                         ip(&args.iter().map(String::as_str).collect::<Vec<_>>());
                     }
                 }
-                self.children.insert((spi_in, spi_out), (prefixes, our_vip));
+                self.children.insert(
+                    (spi_in, spi_out),
+                    Child {
+                        conn,
+                        routes: prefixes,
+                        selectors: outbound.selectors.clone(),
+                    },
+                );
             }
             IkeEvent::ChildDown {
                 conn,
@@ -315,6 +358,9 @@ impl IkeService {
                 tracing::info!(
                     "conn {conn}: child SA down, SPIs in {inbound_spi:08x} out {outbound_spi:08x}"
                 );
+                if let Some(next) = self.deferred.remove(&(inbound_spi, outbound_spi)) {
+                    self.push(|| SaCommand::Install(Box::new(next.clone())));
+                }
                 self.push(|| SaCommand::Remove {
                     spi: outbound_spi,
                     direction: Direction::Out,
@@ -323,8 +369,8 @@ impl IkeService {
                     spi: inbound_spi,
                     direction: Direction::In,
                 });
-                if let Some((prefixes, _vip)) = self.children.remove(&(inbound_spi, outbound_spi)) {
-                    for p in prefixes {
+                if let Some(child) = self.children.remove(&(inbound_spi, outbound_spi)) {
+                    for p in child.routes {
                         if let Some(n) = self.routes.get_mut(&p) {
                             *n -= 1;
                             if *n == 0 {
@@ -392,7 +438,9 @@ fn read_500(sock: &UdpSocket, local: SocketAddr, tx: &Sender<Received>, stop: &A
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => {
                 tracing::error!("IKE socket: {e}");

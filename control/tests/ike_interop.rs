@@ -135,7 +135,8 @@ fn ping(t: &Topology, ns: &str, args: &[&str]) -> String {
     t.run(ns, &full)
 }
 
-/// A packet capture on the gateway's WAN side (UDP 500 and 4500) while the test runs.
+/// A packet capture (UDP 500 and 4500) while the test runs: on the NAT's public side, since
+/// what XDP redirects to AF_XDP on the gateway never reaches a capture there.
 fn capture(t: &mut Topology, dir: &Path, ns: &str, iface: &str) -> PathBuf {
     let pcap = dir.join("wan.pcap");
     t.spawn(
@@ -205,7 +206,7 @@ rekey_margin = "8s"
 fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
     let dir = scratch("resp");
     let mut t = Topology::up("ir-");
-    let pcap = capture(&mut t, &dir, "gw", "g-eth0");
+    let pcap = capture(&mut t, &dir, "nat", "n-out");
     let socket = start_xdpsec(&mut t, &dir, "gw", &gw_responder_config(&dir));
     start_strongswan(&t, &dir, "client", "client.conf");
 
@@ -296,6 +297,9 @@ fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
         "strongSwan saw the child rekeyed from both sides:\n{log}"
     );
 
+    // Idle for a moment: strongSwan sends NAT-keepalives (every 2 s here) only when nothing
+    // else went to us for that long (RFC 3948 §4).
+    std::thread::sleep(Duration::from_secs(5));
     // The packets took the XDP path: IKE on 4500, keepalives and ESP all reached the worker.
     let stats = read_json(&dir.join("stats.json"));
     assert!(
@@ -323,7 +327,7 @@ fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
 fn xdpsec_initiator_behind_nat_to_strongswan_responder() {
     let dir = scratch("init");
     let mut t = Topology::up("ii-");
-    let pcap = capture(&mut t, &dir, "gw", "g-eth0");
+    let pcap = capture(&mut t, &dir, "nat", "n-out");
     start_strongswan(&t, &dir, "gw", "gw.conf");
     let config = format!(
         r#"

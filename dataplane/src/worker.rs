@@ -122,8 +122,10 @@ impl<W: WanPort> Worker<W> {
     pub fn run(mut self) -> io::Result<()> {
         let mut last_publish = Instant::now();
         while !self.links.stop.load(Ordering::Relaxed) {
-            self.apply_commands();
             let (wan_ready, tun_ready) = poll2(self.wan.poll_fd(), self.tun.fd(), POLL_MS)?;
+            // Commands that came in while we slept go first: an SA installed by IKE must be
+            // there before the peer's first packet on it, which may have woken us.
+            self.apply_commands();
             if wan_ready {
                 self.wan_to_tun()?;
             }
