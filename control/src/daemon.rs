@@ -17,7 +17,7 @@ use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
-use xdpsec_dataplane::worker::{Links, Query, Worker, WorkerEvent, WorkerStats};
+use xdpsec_dataplane::worker::{ControlDatagram, Links, Query, Worker, WorkerEvent, WorkerStats};
 use xdpsec_ebpf::{ModePreference, NattSteering, XdpCounters};
 
 use crate::api::ApiState;
@@ -97,12 +97,15 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     let (_cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
     let (query_tx, query_rx) = bounded::<Query>(16);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
+    // IKE and keepalives out of the WAN port (RFC 3948 §2.2, §2.3), sent by worker 0.
+    let (_transmit_tx, transmit_rx) = bounded::<ControlDatagram>(256);
     let links = Links {
         commands: cmd_rx,
         queries: query_rx,
         events: ev_tx,
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
+        transmit: transmit_rx,
     };
     let api = Arc::new(ApiState {
         backend: backend_note.clone(),

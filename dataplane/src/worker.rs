@@ -14,9 +14,12 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::{Event, MAX_BATCH, Pipeline, Stats, Verdict};
 use crate::buf::{HEADROOM, PacketBuf};
+use crate::drop::DropReason;
 use crate::io::tun::Tun;
 use crate::io::{FRAME_SIZE, WanPort};
+use crate::natt;
 use crate::sad::{SaCommand, SaSnapshot};
+use crate::wire::{frame, udp};
 
 /// An IKE message that arrived on the NAT-T port (non-ESP marker removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,80 @@ pub struct IkeDatagram {
     pub dst: SocketAddr,
     /// The IKE message.
     pub message: Vec<u8>,
+}
+
+/// How a [`ControlDatagram`] is framed on the NAT-T port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// An IKE message: sent behind the 4-byte non-ESP marker (RFC 3948 §2.2), which keeps
+    /// the receiver from taking it for ESP.
+    Ike,
+    /// A NAT-keepalive: the payload — the single octet `0xFF` (RFC 3948 §2.3) — as is.
+    Keepalive,
+}
+
+/// A datagram the control plane sends out of the WAN port through the workers: IKE on the
+/// NAT-T port must leave from the same address, port and interface as ESP (RFC 3948 §2.2,
+/// RFC 7296 §2.23), and on AF_XDP there is no kernel socket on that port. Worker 0 serves
+/// them between batches: it adds the non-ESP marker for IKE, builds UDP and IP (and, on
+/// AF_XDP, Ethernet to the learned next hop) and sends.
+///
+/// `src` is the gateway's NAT-T address (`listen`); the socket backend sends from its bound
+/// socket, which has that address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlDatagram {
+    /// Our NAT-T address.
+    pub src: SocketAddr,
+    /// The peer's (NAT-mapped) endpoint.
+    pub dst: SocketAddr,
+    /// The IKE message (without the marker) or the keepalive octet.
+    pub payload: Vec<u8>,
+    /// How to frame it.
+    pub kind: ControlKind,
+}
+
+impl ControlDatagram {
+    /// An IKE message for `dst`.
+    pub fn ike(src: SocketAddr, dst: SocketAddr, message: Vec<u8>) -> Self {
+        Self {
+            src,
+            dst,
+            payload: message,
+            kind: ControlKind::Ike,
+        }
+    }
+
+    /// A NAT-keepalive for `dst` (RFC 3948 §2.3: one octet, `0xFF`).
+    pub fn keepalive(src: SocketAddr, dst: SocketAddr) -> Self {
+        Self {
+            src,
+            dst,
+            payload: vec![natt::KEEPALIVE],
+            kind: ControlKind::Keepalive,
+        }
+    }
+
+    /// Write the outer packet (IP ‖ UDP ‖ [marker ‖] payload) into `buf`, with `ttl`;
+    /// returns where it lies in `buf`. The UDP checksum is computed for both IP versions:
+    /// the zero checksum RFC 3948 §2.1 allows is for ESP, whose ICV protects it; IKE and
+    /// keepalives are plain UDP (RFC 768).
+    pub fn encode(&self, buf: &mut [u8], ttl: u8) -> Result<core::ops::Range<usize>, DropReason> {
+        let len = self.payload.len();
+        let room = buf
+            .get_mut(HEADROOM..HEADROOM + len)
+            .ok_or(DropReason::TooBig)?;
+        room.copy_from_slice(&self.payload);
+        let mut pkt = PacketBuf::new(buf, HEADROOM, len);
+        if self.kind == ControlKind::Ike {
+            natt::push_non_esp_marker(&mut pkt).map_err(|_| DropReason::TooBig)?;
+        }
+        frame::push_udp_ip(&mut pkt, self.src, self.dst, ttl, 0)?;
+        let ip_len = if self.src.is_ipv4() { 20 } else { 40 };
+        if let Some(datagram) = pkt.data_mut().get_mut(ip_len..) {
+            udp::Datagram::new_unchecked(datagram).fill_checksum(self.src.ip(), self.dst.ip());
+        }
+        Ok(pkt.head()..pkt.head() + pkt.len())
+    }
 }
 
 /// What a worker tells the control plane.
@@ -68,6 +145,10 @@ pub struct WorkerStats {
     pub events_dropped: u64,
     /// Installed SAs (inbound, outbound).
     pub sas: (usize, usize),
+    /// Control datagrams (IKE, keepalives) sent for the control plane.
+    pub control_tx: u64,
+    /// Control datagrams that could not be built or found no room on the WAN side.
+    pub control_drops: u64,
 }
 
 /// The channels and shared state a worker is started with.
@@ -83,6 +164,10 @@ pub struct Links {
     pub stats: Arc<Mutex<WorkerStats>>,
     /// Set to stop the loop.
     pub stop: Arc<AtomicBool>,
+    /// Control datagrams to send out of the WAN port (served between batches; only one
+    /// worker needs a connected channel, the others get `crossbeam_channel::never()`). A
+    /// datagram waits at most one poll timeout (50 ms) when the worker is idle.
+    pub transmit: Receiver<ControlDatagram>,
 }
 
 /// Time between two counter publications.
@@ -99,6 +184,7 @@ pub struct Worker<W: WanPort> {
     links: Links,
     stats: WorkerStats,
     tun_bufs: Vec<[u8; FRAME_SIZE]>,
+    control_buf: Box<[u8; FRAME_SIZE]>,
 }
 
 impl<W: WanPort> Worker<W> {
@@ -115,6 +201,7 @@ impl<W: WanPort> Worker<W> {
             links,
             stats,
             tun_bufs: vec![[0u8; FRAME_SIZE]; MAX_BATCH],
+            control_buf: Box::new([0u8; FRAME_SIZE]),
         }
     }
 
@@ -123,6 +210,7 @@ impl<W: WanPort> Worker<W> {
         let mut last_publish = Instant::now();
         while !self.links.stop.load(Ordering::Relaxed) {
             self.apply_commands();
+            self.transmit_control()?;
             let (wan_ready, tun_ready) = poll2(self.wan.poll_fd(), self.tun.fd(), POLL_MS)?;
             if wan_ready {
                 self.wan_to_tun()?;
@@ -152,6 +240,20 @@ impl<W: WanPort> Worker<W> {
                 Query::Sas(reply) => drop(reply.try_send(self.pipeline.sad.snapshot())),
             }
         }
+    }
+
+    /// Send the control plane's datagrams (IKE, keepalives) out of the WAN port.
+    fn transmit_control(&mut self) -> io::Result<()> {
+        let ttl = self.pipeline.config().ttl;
+        while let Ok(d) = self.links.transmit.try_recv() {
+            let sent = match d.encode(&mut self.control_buf[..], ttl) {
+                Ok(at) => self.wan.tx(&[(d.dst, &self.control_buf[at])])?,
+                Err(_) => 0,
+            };
+            self.stats.control_tx += sent as u64;
+            self.stats.control_drops += 1 - sent.min(1) as u64;
+        }
+        Ok(())
     }
 
     fn send_event(&mut self, e: WorkerEvent) {
@@ -272,4 +374,70 @@ fn poll2(a: i32, b: i32, timeout_ms: i32) -> io::Result<(bool, bool)> {
         fds[0].revents & libc::POLLIN != 0,
         fds[1].revents & libc::POLLIN != 0,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{Link, parse_udp};
+
+    fn addrs(v6: bool) -> (SocketAddr, SocketAddr) {
+        if v6 {
+            (
+                "[2001:db8::2]:4500".parse().unwrap(),
+                "[2001:db8::1]:40000".parse().unwrap(),
+            )
+        } else {
+            (
+                "192.0.2.2:4500".parse().unwrap(),
+                "192.0.2.1:40000".parse().unwrap(),
+            )
+        }
+    }
+
+    #[test]
+    fn ike_gets_the_non_esp_marker_and_a_udp_checksum() {
+        for v6 in [false, true] {
+            let (src, dst) = addrs(v6);
+            let message: Vec<u8> = (0..40u8).map(|b| b | 1).collect();
+            let d = ControlDatagram::ike(src, dst, message.clone());
+            let mut buf = [0u8; FRAME_SIZE];
+            let at = d.encode(&mut buf, 64).unwrap();
+            let pkt = &buf[at];
+            let f = parse_udp(pkt, Link::Ip, 40000).unwrap();
+            assert_eq!((f.src, f.dst), (src, dst));
+            let payload = &pkt[f.payload_range()];
+            assert_eq!(&payload[..4], &natt::NON_ESP_MARKER);
+            assert_eq!(&payload[4..], &message[..]);
+            assert_eq!(natt::classify(payload), Ok(natt::Class::Ike));
+            let dg = udp::Datagram::new_checked(&pkt[f.udp_offset..]).unwrap();
+            assert_ne!(dg.checksum(), 0, "IKE gets a real UDP checksum");
+            assert!(dg.verify_checksum(src.ip(), dst.ip()));
+        }
+    }
+
+    #[test]
+    fn keepalive_is_the_single_octet() {
+        let (src, dst) = addrs(false);
+        let mut buf = [0u8; FRAME_SIZE];
+        let at = ControlDatagram::keepalive(src, dst)
+            .encode(&mut buf, 64)
+            .unwrap();
+        let f = parse_udp(&buf[at.clone()], Link::Ip, 40000).unwrap();
+        assert_eq!(&buf[at][f.payload_range()], &[0xFF]);
+    }
+
+    #[test]
+    fn oversized_or_mixed_family_is_refused() {
+        let (src, dst) = addrs(false);
+        let mut buf = [0u8; FRAME_SIZE];
+        let big = ControlDatagram::ike(src, dst, vec![1; FRAME_SIZE]);
+        assert_eq!(big.encode(&mut buf, 64), Err(DropReason::TooBig));
+        let (_, dst6) = addrs(true);
+        let mixed = ControlDatagram::ike(src, dst6, vec![1; 40]);
+        assert_eq!(
+            mixed.encode(&mut buf, 64),
+            Err(DropReason::BadOutboundPacket)
+        );
+    }
 }
