@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
 use xdpsec_dataplane::batch::{Config, Event, Pipeline};
+use xdpsec_dataplane::handoff::{Handoff, PARCELS};
 use xdpsec_dataplane::io::WanPort;
-use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, NextHop, XskConfig, XskPort};
+use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, LearnedMac, NextHop, XskConfig, XskPort};
 use xdpsec_dataplane::io::port_set::PortSet;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
@@ -21,7 +22,7 @@ use xdpsec_dataplane::worker::{ControlDatagram, Links, Query, Worker, WorkerEven
 use xdpsec_ebpf::{ModePreference, NattSteering, XdpCounters};
 
 use crate::api::ApiState;
-use crate::config::gateway::{Backend, Gateway};
+use crate::config::gateway::{Backend, Gateway, Workers};
 
 /// Set by SIGINT/SIGTERM.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -53,65 +54,85 @@ pub struct RunOptions {
 /// Run the gateway until SIGINT/SIGTERM.
 pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     install_signal_handlers();
-    // IPv6 on the TUN only when IPv6 is routed through the tunnel.
-    let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
-    let tun = Tun::open(&cfg.tun, cfg.tun_mtu, ipv6)
-        .map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
-    for r in &cfg.routes {
-        route(tun.name(), &r.to_string())?;
-    }
-
-    let mut pipeline = Pipeline::new(Config {
-        port: PortMatch::Destination(cfg.listen.port()),
-        mtu: cfg.wan_mtu,
-        ..Config::default()
-    });
-    for sa in &cfg.sas {
-        pipeline
-            .sad
-            .apply(SaCommand::Install(Box::new(sa.clone())))
-            .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
-    }
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
     let wan = match cfg.backend {
-        Backend::Socket => Wan::Socket(bind_socket(cfg)?, "socket (configured)".into()),
-        Backend::AfXdp => start_afxdp(cfg)?,
-        Backend::Auto => match start_afxdp(cfg) {
+        Backend::Socket => bind_sockets(cfg, cores, "socket (configured)".into())?,
+        Backend::AfXdp => start_afxdp(cfg, cores)?,
+        Backend::Auto => match start_afxdp(cfg, cores) {
             Ok(w) => w,
-            Err(e) => Wan::Socket(
-                bind_socket(cfg)?,
-                format!("socket (AF_XDP unavailable: {e})"),
-            ),
+            Err(e) => bind_sockets(cfg, cores, format!("socket (AF_XDP unavailable: {e})"))?,
         },
     };
-    let backend_note = wan.note().to_string();
+    let workers = wan.workers();
+    // IPv6 on the TUN only when IPv6 is routed through the tunnel.
+    let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
+    // One TUN queue per worker (IFF_MULTI_QUEUE).
+    let tuns = Tun::open_queues(&cfg.tun, cfg.tun_mtu, ipv6, workers)
+        .map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
+    let tun_name = tuns
+        .first()
+        .map(|t| t.name().to_string())
+        .unwrap_or_default();
+    for r in &cfg.routes {
+        route(&tun_name, &r.to_string())?;
+    }
+    let backend_note = format!("{}, {workers} worker(s)", wan.note());
     eprintln!(
-        "xdpsec: gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
+        "xdpsec: gateway up: listen {} backend {backend_note}, tun {tun_name} (mtu {}), {} SAs",
         cfg.listen,
-        tun.name(),
         cfg.tun_mtu,
         cfg.sas.len()
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(Mutex::new(WorkerStats::default()));
-    let (_cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
-    let (query_tx, query_rx) = bounded::<Query>(16);
+    let handoff = Arc::new(Handoff::new(workers, PARCELS).map_err(|e| format!("handoff: {e}"))?);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
     // IKE and keepalives out of the WAN port (RFC 3948 §2.2, §2.3), sent by worker 0.
     let (_transmit_tx, transmit_rx) = bounded::<ControlDatagram>(256);
-    let links = Links {
-        commands: cmd_rx,
-        queries: query_rx,
-        events: ev_tx,
-        stats: Arc::clone(&stats),
-        stop: Arc::clone(&stop),
-        transmit: transmit_rx,
-    };
+    // SA commands are broadcast: one channel per worker (the senders are the control
+    // plane's handles).
+    let mut commands = Vec::with_capacity(workers);
+    let mut api_workers = Vec::with_capacity(workers);
+    let mut parts = Vec::with_capacity(workers);
+    for (i, tun) in tuns.into_iter().enumerate() {
+        let mut pipeline = Pipeline::new(Config {
+            port: PortMatch::Destination(cfg.listen.port()),
+            mtu: cfg.wan_mtu,
+            ..Config::default()
+        });
+        for sa in &cfg.sas {
+            pipeline
+                .sad
+                .apply(SaCommand::Install(Box::new(sa.clone())))
+                .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
+        }
+        let stats = Arc::new(Mutex::new(WorkerStats::default()));
+        let (cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
+        let (query_tx, query_rx) = bounded::<Query>(16);
+        commands.push(cmd_tx);
+        api_workers.push((Arc::clone(&stats), query_tx));
+        let links = Links {
+            commands: cmd_rx,
+            queries: query_rx,
+            events: ev_tx.clone(),
+            stats,
+            stop: Arc::clone(&stop),
+            transmit: if i == 0 {
+                transmit_rx.clone()
+            } else {
+                crossbeam_channel::never()
+            },
+            handoff: Arc::clone(&handoff),
+            worker: i,
+        };
+        parts.push((tun, pipeline, links));
+    }
+    drop(ev_tx);
     let api = Arc::new(ApiState {
         backend: backend_note.clone(),
         config: opts.config_path.clone(),
         started: Instant::now(),
-        workers: vec![(Arc::clone(&stats), query_tx)],
+        workers: api_workers,
         xdp: Mutex::new(None),
     });
     let listener = crate::api::bind(&opts.socket)
@@ -123,18 +144,23 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .spawn(move || crate::api::serve(listener, api, stop))
             .map_err(|e| format!("api thread: {e}"))?
     };
-    let (handle, steering) = match wan {
-        Wan::Socket(port, _) => (
-            spawn_worker(Worker::new(*port, tun, pipeline, links))?,
-            None,
-        ),
-        Wan::AfXdp(ports, steering, _) => (
-            spawn_worker(Worker::new(ports, tun, pipeline, links))?,
-            Some(steering),
-        ),
+    let mut handles = Vec::with_capacity(workers);
+    let steering = match wan {
+        Wan::Socket(ports, _) => {
+            for (i, (port, (tun, pipeline, links))) in ports.into_iter().zip(parts).enumerate() {
+                handles.push(spawn_worker(i, Worker::new(port, tun, pipeline, links))?);
+            }
+            None
+        }
+        Wan::AfXdp(sets, steering, _) => {
+            for (i, (set, (tun, pipeline, links))) in sets.into_iter().zip(parts).enumerate() {
+                handles.push(spawn_worker(i, Worker::new(set, tun, pipeline, links))?);
+            }
+            Some(steering)
+        }
     };
 
-    while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
+    while !STOP.load(Ordering::Relaxed) && handles.iter().all(|h| !h.is_finished()) {
         match ev_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint })) => {
                 eprintln!(
@@ -167,9 +193,11 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let result = handle
-        .join()
-        .map_err(|_| "worker thread panicked".to_string())?;
+    let mut result = Ok(());
+    for h in handles {
+        let r = h.join().map_err(|_| "worker thread panicked".to_string())?;
+        result = result.and(r);
+    }
     let _ = api_thread.join();
     let _ = std::fs::remove_file(&opts.socket);
     if let Some(path) = &opts.stats_file {
@@ -187,10 +215,11 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// The WAN side chosen at start-up, with a description for `xdpsec status`.
+/// The WAN side chosen at start-up, one port per worker, with a description for
+/// `xdpsec status`.
 enum Wan {
-    Socket(Box<UdpPort>, String),
-    AfXdp(PortSet<AfxdpWan>, NattSteering, String),
+    Socket(Vec<UdpPort>, String),
+    AfXdp(Vec<PortSet<AfxdpWan>>, NattSteering, String),
 }
 
 impl Wan {
@@ -199,25 +228,55 @@ impl Wan {
             Wan::Socket(_, n) | Wan::AfXdp(_, _, n) => n,
         }
     }
+
+    fn workers(&self) -> usize {
+        match self {
+            Wan::Socket(p, _) => p.len(),
+            Wan::AfXdp(p, _, _) => p.len(),
+        }
+    }
 }
 
-fn bind_socket(cfg: &Gateway) -> Result<Box<UdpPort>, String> {
-    UdpPort::bind(cfg.listen)
-        .map(Box::new)
+/// The socket backend: one socket per worker (`SO_REUSEPORT` when more than one), one worker
+/// per core unless configured.
+fn bind_sockets(cfg: &Gateway, cores: usize, note: String) -> Result<Wan, String> {
+    let n = match cfg.workers {
+        Workers::Auto => cores,
+        Workers::Count(n) => n,
+    };
+    let bind = |_| {
+        if n == 1 {
+            UdpPort::bind(cfg.listen)
+        } else {
+            UdpPort::bind_shared(cfg.listen)
+        }
         .map_err(|e| format!("bind {}: {e}", cfg.listen))
+    };
+    Ok(Wan::Socket(
+        (0..n).map(bind).collect::<Result<_, _>>()?,
+        note,
+    ))
 }
 
 /// Attach the XDP program to the WAN interface and open one AF_XDP socket per RX queue, each
-/// registered in the program's XSKMAP. All queues are served by one worker (exact replay
-/// windows); the steering program is detached when the returned handle is dropped.
-fn start_afxdp(cfg: &Gateway) -> Result<Wan, String> {
+/// registered in the program's XSKMAP. Queue `q` is served by worker `q % workers` (one
+/// worker per queue unless there are more queues than workers); SAs are owned by one worker
+/// each and frames that arrive at another worker are handed off (dataplane `handoff`). The
+/// steering program is detached when the returned handle is dropped.
+fn start_afxdp(cfg: &Gateway, cores: usize) -> Result<Wan, String> {
     let iface = cfg.wan.as_deref().ok_or("gateway.wan is not set")?;
     let mut steering = NattSteering::attach(iface, cfg.listen.port(), ModePreference::Auto)
         .map_err(|e| e.to_string())?;
     let mac = interface_mac(iface)?;
     let queues = rx_queues(iface);
+    let workers = match cfg.workers {
+        Workers::Auto => (queues as usize).min(cores),
+        Workers::Count(n) => n.min(queues as usize),
+    }
+    .max(1);
     let xsk = XskConfig::default();
-    let mut ports = Vec::with_capacity(queues as usize);
+    let learned = LearnedMac::new();
+    let mut ports: Vec<Vec<AfxdpWan>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bind = None;
     for q in 0..queues {
         let port = XskPort::open(iface, q, &xsk)
@@ -226,15 +285,20 @@ fn start_afxdp(cfg: &Gateway) -> Result<Wan, String> {
             .register_socket(q, port.fd())
             .map_err(|e| e.to_string())?;
         bind = Some(port.bind_mode());
-        ports.push(AfxdpWan::new(port, mac, NextHop::Learn));
+        if let Some(w) = ports.get_mut(q as usize % workers) {
+            w.push(AfxdpWan::new(port, mac, NextHop::Learn).with_learned(learned.clone()));
+        }
     }
-    let set = PortSet::new(ports).map_err(|e| format!("epoll: {e}"))?;
+    let sets = ports
+        .into_iter()
+        .map(|p| PortSet::new(p).map_err(|e| format!("epoll: {e}")))
+        .collect::<Result<_, _>>()?;
     let note = format!(
         "afxdp (XDP {} mode on {iface}, {queues} queues, {:?})",
         steering.mode(),
         bind.unwrap_or(BindMode::Copy)
     );
-    Ok(Wan::AfXdp(set, steering, note))
+    Ok(Wan::AfXdp(sets, steering, note))
 }
 
 /// The interface's MAC address (sysfs; `ip netns exec` remounts /sys for the namespace).
@@ -282,14 +346,18 @@ fn xdp_map(c: &XdpCounters) -> std::collections::BTreeMap<&'static str, u64> {
     .collect()
 }
 
-/// Run `worker` on its own thread, pinned to the last core (the first is left to the
-/// control plane and the kernel).
+/// Run worker `i` on its own thread, pinned to a core: the last core first, then downwards,
+/// round-robin when there are more workers than cores (core 0, where the control plane and
+/// the kernel run, comes last).
 fn spawn_worker<W: WanPort + Send + 'static>(
+    i: usize,
     worker: Worker<W>,
 ) -> Result<std::thread::JoinHandle<io::Result<()>>, String> {
-    let core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
+    let core = core_affinity::get_core_ids()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| c.get(c.len() - 1 - i % c.len()).copied());
     std::thread::Builder::new()
-        .name("xdpsec-worker-0".into())
+        .name(format!("xdpsec-worker-{i}"))
         .spawn(move || {
             if let Some(core) = core {
                 core_affinity::set_for_current(core);

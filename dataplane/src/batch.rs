@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use crate::buf::PacketBuf;
 use crate::drop::{DropCounters, DropReason};
 use crate::esp::{self, LifetimeEvent, next_header};
+use crate::handoff::Origin;
 use crate::natt::{self, Class};
 use crate::sa::{Direction, Mode, PeerId};
 use crate::sad::Sad;
@@ -53,6 +54,14 @@ pub enum Verdict {
     Keepalive,
     /// Refused.
     Drop(DropReason),
+    /// The frame belongs to an SA of another worker ([`Shard`]): pass it, unchanged, to
+    /// worker `worker` (see [`crate::handoff`]).
+    Handoff {
+        /// The owner.
+        worker: u16,
+        /// How the owner must take it.
+        origin: Origin,
+    },
 }
 
 /// Something the control plane must hear about.
@@ -110,6 +119,8 @@ pub struct Config {
     pub mtu: usize,
     /// TTL / hop limit of outer headers.
     pub ttl: u8,
+    /// Which SAs this pipeline owns.
+    pub shard: Shard,
 }
 
 impl Default for Config {
@@ -118,7 +129,44 @@ impl Default for Config {
             port: PortMatch::Destination(natt::NATT_PORT),
             mtu: 1500,
             ttl: 64,
+            shard: Shard::SOLE,
         }
+    }
+}
+
+/// Worker `index` of `count`: which SAs a pipeline owns (issue #3). Every worker holds every
+/// SA (commands are broadcast), but only the owner — worker `spi % count`, a pure function
+/// of the SPI — processes its packets: it alone checks and commits an inbound SA's replay
+/// window (RFC 4303 §3.4.3) and takes an outbound SA's sequence numbers (§3.3.3). Frames of
+/// other SAs get [`Verdict::Handoff`]. Since we choose our inbound SPIs, the control plane can
+/// pick one whose owner is the worker of the queue the peer's traffic lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker.
+    pub index: u16,
+    /// Number of workers (≥ 1).
+    pub count: u16,
+}
+
+impl Shard {
+    /// The only worker: owns everything.
+    pub const SOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The worker that owns SPI `spi`.
+    #[inline]
+    pub fn owner(self, spi: u32) -> u16 {
+        // Below `count`, so it fits u16.
+        (spi % u32::from(self.count.max(1))) as u16
+    }
+
+    /// The owner of `spi` if it is another worker.
+    #[inline]
+    pub fn other_owner(self, spi: u32) -> Option<u16> {
+        if self.count <= 1 {
+            return None;
+        }
+        let owner = self.owner(spi);
+        (owner != self.index).then_some(owner)
     }
 }
 
@@ -181,6 +229,20 @@ impl Pipeline {
         &self.config
     }
 
+    /// Make this pipeline worker `shard.index` of `shard.count`.
+    pub fn set_shard(&mut self, shard: Shard) {
+        self.config.shard = shard;
+    }
+
+    /// A snapshot of the SAs this pipeline owns (all of them for [`Shard::SOLE`]): the owner
+    /// holds an SA's authoritative counters, replay window and sequence number.
+    pub fn owned_snapshot(&self) -> Vec<crate::sad::SaSnapshot> {
+        let shard = self.config.shard;
+        let mut sas = self.sad.snapshot();
+        sas.retain(|s| shard.owner(s.spi) == shard.index);
+        sas
+    }
+
     /// Take the queued events (the worker forwards them to the control plane).
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
         self.events.drain(..)
@@ -238,6 +300,10 @@ impl Pipeline {
         // Pass 1: parse, classify, look up, replay check.
         for (i, (pkt, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             match self.classify(ingress, offset + i, pkt.data(), &mut last_spi) {
+                Ok(Classified::Handoff(worker)) => match origin(ingress, offset + i) {
+                    Some(origin) => *v = Verdict::Handoff { worker, origin },
+                    None => self.drop(v, DropReason::BadUdpLength),
+                },
                 Ok(Classified::Esp(p)) => {
                     if let Some(slot) = esp.get_mut(n_esp) {
                         // i < MAX_BATCH = 64: a chunk is never longer.
@@ -339,6 +405,10 @@ impl Pipeline {
                 let sa_index = if last_spi.0 == spi {
                     last_spi.1
                 } else {
+                    // Another worker's SA: it alone may touch the replay window.
+                    if let Some(owner) = self.config.shard.other_owner(spi) {
+                        return Ok(Classified::Handoff(owner));
+                    }
                     let i = self.sad.inbound_index(spi).ok_or(DropReason::UnknownSpi)?;
                     *last_spi = (spi, i);
                     i
@@ -489,13 +559,13 @@ impl Pipeline {
     pub fn encap_batch(&mut self, frames: &mut [PacketBuf<'_>], verdicts: &mut [Verdict]) {
         for (pkt, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
             match self.encap_one(pkt) {
-                Ok(dst) => *v = Verdict::Wire { dst },
+                Ok(verdict) => *v = verdict,
                 Err(r) => self.drop(v, r),
             }
         }
     }
 
-    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<SocketAddr, DropReason> {
+    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<Verdict, DropReason> {
         let info = frame::parse_ip(pkt.data()).map_err(|_| DropReason::BadOutboundPacket)?;
         if info.total_len < pkt.len() {
             pkt.truncate(info.total_len);
@@ -506,6 +576,13 @@ impl Pipeline {
             .sad
             .outbound_for(info.src, info.dst)
             .ok_or(DropReason::NoOutboundSa)?;
+        // Another worker's SA: it alone takes the sequence numbers.
+        if let Some(worker) = self.config.shard.other_owner(spi) {
+            return Ok(Verdict::Handoff {
+                worker,
+                origin: Origin::Inner,
+            });
+        }
         let Some(sa) = self.sad.outbound_mut(spi) else {
             return Err(DropReason::NoOutboundSa);
         };
@@ -545,7 +622,7 @@ impl Pipeline {
                 kind,
             });
         }
-        Ok(dst)
+        Ok(Verdict::Wire { dst })
     }
 }
 
@@ -560,6 +637,19 @@ enum Classified {
     },
     Keepalive,
     Esp(Pending),
+    /// ESP of an SA that this worker does not own.
+    Handoff(u16),
+}
+
+/// How frame `index` of a batch must be handed to another worker.
+#[inline]
+fn origin(ingress: Ingress<'_>, index: usize) -> Option<Origin> {
+    match ingress {
+        Ingress::Frames(link) => Some(Origin::Frame(link)),
+        Ingress::Udp(endpoints) => endpoints
+            .get(index)
+            .map(|&(src, dst)| Origin::Udp(src, dst)),
+    }
 }
 
 /// Source and destination of frame `index` of a batch: from the socket (socket ingress) or

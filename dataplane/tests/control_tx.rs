@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use xdpsec_dataplane::batch::{Config, Pipeline};
+use xdpsec_dataplane::handoff::Handoff;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::worker::{ControlDatagram, Links, Worker, WorkerStats};
@@ -56,6 +57,8 @@ fn control_datagrams_leave_through_the_worker() {
         stats: Arc::clone(&stats),
         stop: Arc::clone(&stop),
         transmit,
+        handoff: Arc::new(Handoff::new(1, 4).unwrap()),
+        worker: 0,
     };
     let worker = Worker::new(port, tun, Pipeline::new(Config::default()), links);
     let handle = std::thread::spawn(move || worker.run());
