@@ -456,6 +456,9 @@ impl<W: WanPort> Worker<W> {
         let frames = &mut bufs[..n];
         let mut verdicts = [Verdict::Keepalive; MAX_BATCH];
         let verdicts = &mut verdicts[..n];
+        // `rx_frames` counts what this worker received from the WAN; handed-over frames are
+        // counted in `handoff_rx` (and in the sender's `rx_frames`).
+        let rx_frames = self.pipeline.stats.rx_frames;
         match first {
             Origin::Inner => {
                 self.pipeline.encap_batch(frames, verdicts);
@@ -480,6 +483,7 @@ impl<W: WanPort> Worker<W> {
                 self.deliver_inner(verdicts, frames);
             }
         }
+        self.pipeline.stats.rx_frames = rx_frames;
         Ok(())
     }
 
