@@ -559,13 +559,19 @@ impl Pipeline {
     pub fn encap_batch(&mut self, frames: &mut [PacketBuf<'_>], verdicts: &mut [Verdict]) {
         for (pkt, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
             match self.encap_one(pkt) {
-                Ok(verdict) => *v = verdict,
+                Ok(Encapped::Wire(dst)) => *v = Verdict::Wire { dst },
+                Ok(Encapped::Handoff(worker)) => {
+                    *v = Verdict::Handoff {
+                        worker,
+                        origin: Origin::Inner,
+                    }
+                }
                 Err(r) => self.drop(v, r),
             }
         }
     }
 
-    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<Verdict, DropReason> {
+    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<Encapped, DropReason> {
         let info = frame::parse_ip(pkt.data()).map_err(|_| DropReason::BadOutboundPacket)?;
         if info.total_len < pkt.len() {
             pkt.truncate(info.total_len);
@@ -578,23 +584,13 @@ impl Pipeline {
             .ok_or(DropReason::NoOutboundSa)?;
         // Another worker's SA: it alone takes the sequence numbers.
         if let Some(worker) = self.config.shard.other_owner(spi) {
-            return Ok(Verdict::Handoff {
-                worker,
-                origin: Origin::Inner,
-            });
+            return Ok(Encapped::Handoff(worker));
         }
-        let Some(sa) = self.sad.outbound_mut(spi) else {
+        let Some((sa, endpoint)) = self.sad.outbound_with_endpoint(spi) else {
             return Err(DropReason::NoOutboundSa);
         };
-        let (peer, local, mode) = (sa.peer, sa.local, sa.mode);
-        let dst = self
-            .sad
-            .peer(peer)
-            .and_then(|p| p.endpoint)
-            .ok_or(DropReason::PeerUnknown)?;
-        let Some(sa) = self.sad.outbound_mut(spi) else {
-            return Err(DropReason::NoOutboundSa);
-        };
+        let dst = endpoint.ok_or(DropReason::PeerUnknown)?;
+        let (local, mode) = (sa.local, sa.mode);
         let bytes = pkt.len();
         let lifetime = match mode {
             Mode::Tunnel => {
@@ -622,8 +618,16 @@ impl Pipeline {
                 kind,
             });
         }
-        Ok(Verdict::Wire { dst })
+        Ok(Encapped::Wire(dst))
     }
+}
+
+/// What became of an inner packet.
+enum Encapped {
+    /// Sealed, for this endpoint.
+    Wire(SocketAddr),
+    /// Another worker's SA.
+    Handoff(u16),
 }
 
 /// What pass 1 found in a frame.

@@ -300,10 +300,19 @@ impl Sad {
             })
     }
 
-    /// The outbound SA with `spi`.
+    /// The outbound SA with `spi` and its peer's current endpoint, if known.
     #[inline]
-    pub fn outbound_mut(&mut self, spi: u32) -> Option<&mut OutboundSa> {
-        self.outbound.get_mut(&spi)
+    pub fn outbound_with_endpoint(
+        &mut self,
+        spi: u32,
+    ) -> Option<(&mut OutboundSa, Option<SocketAddr>)> {
+        let sa = self.outbound.get_mut(&spi)?;
+        let endpoint = self
+            .peer_slots
+            .get(&sa.peer)
+            .and_then(|&slot| self.peers.get(slot as usize))
+            .and_then(|p| p.endpoint);
+        Some((sa, endpoint))
     }
 
     /// Where packets for `peer` go.
