@@ -221,6 +221,12 @@ impl Mailbox {
         self.doorbell.fd()
     }
 
+    /// Wake the owner if it sleeps: for a producer outside the workers, e.g. the control
+    /// plane after queueing a [`crate::worker::ControlDatagram`] for worker 0.
+    pub fn notify(&self) {
+        self.wake();
+    }
+
     /// Ring the doorbell if the owner sleeps (once per sleep).
     fn wake(&self) {
         fence(Ordering::SeqCst);
@@ -332,10 +338,15 @@ mod tests {
         m.post_peer_move(PeerId(3), "192.0.2.9:4500".parse().unwrap())
             .unwrap();
         assert!(poll_readable(m.doorbell_fd()));
+        m.woke(true);
         assert_eq!(
             m.take_peer_move(),
             Some((PeerId(3), "192.0.2.9:4500".parse().unwrap()))
         );
+        // An outside producer (the control plane) can wake the owner too.
+        assert!(m.sleep());
+        m.notify();
+        assert!(poll_readable(m.doorbell_fd()));
     }
 
     #[test]

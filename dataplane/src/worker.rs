@@ -174,8 +174,9 @@ pub struct Links {
     /// Set to stop the loop.
     pub stop: Arc<AtomicBool>,
     /// Control datagrams to send out of the WAN port (served between batches; only one
-    /// worker needs a connected channel, the others get `crossbeam_channel::never()`). A
-    /// datagram waits at most one poll timeout (50 ms) when the worker is idle.
+    /// worker needs a connected channel, the others get `crossbeam_channel::never()`). An idle
+    /// worker sees a datagram within one poll timeout (50 ms), at once if the sender then
+    /// calls `handoff.mailbox(worker).notify()`.
     pub transmit: Receiver<ControlDatagram>,
     /// The mailboxes of all workers (one worker: `Handoff::new(1, ..)`).
     pub handoff: Arc<Handoff>,
