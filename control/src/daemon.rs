@@ -9,20 +9,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, bounded, never};
+use crossbeam_channel::{Receiver, Select, Sender, bounded, never};
 use xdpsec_dataplane::batch::{Config, Event, Pipeline};
+use xdpsec_dataplane::handoff::{Handoff, PARCELS};
 use xdpsec_dataplane::io::WanPort;
-use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, NextHop, XskConfig, XskPort};
+use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, LearnedMac, NextHop, XskConfig, XskPort};
 use xdpsec_dataplane::io::port_set::PortSet;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
-use xdpsec_dataplane::worker::{Links, Query, Worker, WorkerEvent, WorkerStats};
+use xdpsec_dataplane::worker::{ControlDatagram, Links, Query, Worker, WorkerEvent, WorkerStats};
 use xdpsec_ebpf::{ModePreference, NattSteering, XdpCounters};
 
 use crate::api::ApiState;
-use crate::config::gateway::{Backend, Gateway};
+use crate::config::gateway::{Backend, Gateway, Workers};
 use crate::ike::session::{Transmit, TransmitKind};
 use crate::ike_service::{IkeRequest, IkeService, Received};
 
@@ -56,55 +57,90 @@ pub struct RunOptions {
 /// Run the gateway until SIGINT/SIGTERM.
 pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     install_signal_handlers();
-    // IPv6 on the TUN only when IPv6 is routed through the tunnel.
-    let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
-    let tun = Tun::open(&cfg.tun, cfg.tun_mtu, ipv6)
-        .map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
-    for r in &cfg.routes {
-        route(tun.name(), &r.to_string())?;
-    }
-
-    let mut pipeline = Pipeline::new(Config {
-        port: PortMatch::Destination(cfg.listen.port()),
-        mtu: cfg.wan_mtu,
-        ..Config::default()
-    });
-    for sa in &cfg.sas {
-        pipeline
-            .sad
-            .apply(SaCommand::Install(Box::new(sa.clone())))
-            .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
-    }
-    let stop = Arc::new(AtomicBool::new(false));
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
     let wan = match cfg.backend {
-        Backend::Socket => Wan::Socket(bind_socket(cfg)?, "socket (configured)".into()),
-        Backend::AfXdp => start_afxdp(cfg)?,
-        Backend::Auto => match start_afxdp(cfg) {
+        Backend::Socket => bind_sockets(cfg, cores, "socket (configured)".into())?,
+        Backend::AfXdp => start_afxdp(cfg, cores)?,
+        Backend::Auto => match start_afxdp(cfg, cores) {
             Ok(w) => w,
-            Err(e) => Wan::Socket(
-                bind_socket(cfg)?,
-                format!("socket (AF_XDP unavailable: {e})"),
-            ),
+            Err(e) => bind_sockets(cfg, cores, format!("socket (AF_XDP unavailable: {e})"))?,
         },
     };
-    let backend_note = wan.note().to_string();
-    let (cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
+    let workers = wan.workers();
+    // IPv6 on the TUN only when IPv6 is routed through the tunnel.
+    let ipv6 = cfg.routes.iter().any(|r| r.addr().is_ipv6());
+    // One TUN queue per worker (IFF_MULTI_QUEUE).
+    let tuns = Tun::open_queues(&cfg.tun, cfg.tun_mtu, ipv6, workers)
+        .map_err(|e| format!("tun {}: {e} (needs root / CAP_NET_ADMIN)", cfg.tun))?;
+    let tun_name = tuns
+        .first()
+        .map(|t| t.name().to_string())
+        .unwrap_or_default();
+    for r in &cfg.routes {
+        route(&tun_name, &r.to_string())?;
+    }
+    let backend_note = format!("{}, {workers} worker(s)", wan.note());
+    tracing::info!(
+        "gateway up: listen {} backend {backend_note}, tun {tun_name} (mtu {}), {} SAs",
+        cfg.listen,
+        cfg.tun_mtu,
+        cfg.sas.len()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let handoff = Arc::new(Handoff::new(workers, PARCELS).map_err(|e| format!("handoff: {e}"))?);
+    let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
+    // IKE and keepalives out of the WAN port (RFC 3948 §2.2, §2.3), sent by worker 0.
+    let (transmit_tx, transmit_rx) = bounded::<ControlDatagram>(256);
+    // SA commands are broadcast: one channel per worker (the senders are the control
+    // plane's handles).
+    let mut commands = Vec::with_capacity(workers);
+    let mut api_workers = Vec::with_capacity(workers);
+    let mut parts = Vec::with_capacity(workers);
+    for (i, tun) in tuns.into_iter().enumerate() {
+        let mut pipeline = Pipeline::new(Config {
+            port: PortMatch::Destination(cfg.listen.port()),
+            mtu: cfg.wan_mtu,
+            ..Config::default()
+        });
+        for sa in &cfg.sas {
+            pipeline
+                .sad
+                .apply(SaCommand::Install(Box::new(sa.clone())))
+                .map_err(|e| format!("sa spi {:#x}: {e}", sa.spi))?;
+        }
+        let stats = Arc::new(Mutex::new(WorkerStats::default()));
+        let (cmd_tx, cmd_rx) = bounded::<SaCommand>(1024);
+        let (query_tx, query_rx) = bounded::<Query>(16);
+        commands.push(cmd_tx);
+        api_workers.push((Arc::clone(&stats), query_tx));
+        let links = Links {
+            commands: cmd_rx,
+            queries: query_rx,
+            events: ev_tx.clone(),
+            stats,
+            stop: Arc::clone(&stop),
+            transmit: if i == 0 {
+                transmit_rx.clone()
+            } else {
+                crossbeam_channel::never()
+            },
+            handoff: Arc::clone(&handoff),
+            worker: i,
+        };
+        parts.push((tun, pipeline, links));
+    }
+    drop(ev_tx);
     let ike = if cfg.conns.is_empty() {
         None
     } else {
-        let sender = match &wan {
-            Wan::Socket(port, _) => port.control_sender(),
-            // AF_XDP takes every packet to the NAT-T port before the kernel sees it: a kernel
-            // socket there only sends.
-            Wan::AfXdp(..) => std::net::UdpSocket::bind(cfg.listen),
-        }
-        .map_err(|e| format!("IKE sender on {}: {e}", cfg.listen))?;
+        let (listen, handoff) = (cfg.listen, Arc::clone(&handoff));
         let (ike, ike_rx) = IkeService::start(
             cfg.conns.clone(),
             cfg.listen.ip(),
-            tun.name(),
-            vec![cmd_tx.clone()],
-            Box::new(move |t| send_4500(&sender, &t)),
+            &tun_name,
+            commands.clone(),
+            Box::new(move |t| send_4500(&transmit_tx, &handoff, listen, t)),
             Arc::clone(&stop),
         )?;
         tracing::info!(
@@ -116,29 +152,11 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         Some((ike, ike_rx))
     };
     let (ike_req_tx, ike_req_rx) = bounded::<IkeRequest>(64);
-    tracing::info!(
-        "gateway up: listen {} backend {backend_note}, tun {} (mtu {}), {} SAs",
-        cfg.listen,
-        tun.name(),
-        cfg.tun_mtu,
-        cfg.sas.len()
-    );
-
-    let stats = Arc::new(Mutex::new(WorkerStats::default()));
-    let (query_tx, query_rx) = bounded::<Query>(16);
-    let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
-    let links = Links {
-        commands: cmd_rx,
-        queries: query_rx,
-        events: ev_tx,
-        stats: Arc::clone(&stats),
-        stop: Arc::clone(&stop),
-    };
     let api = Arc::new(ApiState {
         backend: backend_note.clone(),
         config: opts.config_path.clone(),
         started: Instant::now(),
-        workers: vec![(Arc::clone(&stats), query_tx)],
+        workers: api_workers,
         xdp: Mutex::new(None),
         ike: ike.as_ref().map(|_| ike_req_tx),
     });
@@ -171,15 +189,20 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             )
         }
     };
-    let (handle, steering) = match wan {
-        Wan::Socket(port, _) => (
-            spawn_worker(Worker::new(*port, tun, pipeline, links))?,
-            None,
-        ),
-        Wan::AfXdp(ports, steering, _) => (
-            spawn_worker(Worker::new(ports, tun, pipeline, links))?,
-            Some(steering),
-        ),
+    let mut handles = Vec::with_capacity(workers);
+    let steering = match wan {
+        Wan::Socket(ports, _) => {
+            for (i, (port, (tun, pipeline, links))) in ports.into_iter().zip(parts).enumerate() {
+                handles.push(spawn_worker(i, Worker::new(port, tun, pipeline, links))?);
+            }
+            None
+        }
+        Wan::AfXdp(sets, steering, _) => {
+            for (i, (set, (tun, pipeline, links))) in sets.into_iter().zip(parts).enumerate() {
+                handles.push(spawn_worker(i, Worker::new(set, tun, pipeline, links))?);
+            }
+            Some(steering)
+        }
     };
 
     let (mut ike, ike_rx) = match ike {
@@ -187,7 +210,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         None => (None, never()),
     };
     let mut last_refresh = Instant::now();
-    while !STOP.load(Ordering::Relaxed) && !handle.is_finished() {
+    while !STOP.load(Ordering::Relaxed) && handles.iter().all(|h| !h.is_finished()) {
         let deadline = ike
             .as_ref()
             .and_then(IkeService::next_deadline)
@@ -222,9 +245,11 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let result = handle
-        .join()
-        .map_err(|_| "worker thread panicked".to_string())?;
+    let mut result = Ok(());
+    for h in handles {
+        let r = h.join().map_err(|_| "worker thread panicked".to_string())?;
+        result = result.and(r);
+    }
     let _ = api_thread.join();
     if let Some(t) = metrics_thread {
         let _ = t.join();
@@ -278,7 +303,7 @@ fn wait(
     }
 }
 
-fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: std::net::SocketAddr) {
+fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: SocketAddr) {
     match ev {
         WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint }) => {
             tracing::info!(
@@ -308,25 +333,30 @@ fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: std::n
     }
 }
 
-/// Sends an IKE message (with the non-ESP marker, RFC 3948 §2.2) or a NAT-keepalive (§2.3)
-/// from the NAT-T port.
-fn send_4500(sock: &std::net::UdpSocket, t: &Transmit) -> bool {
-    let r = match t.kind {
-        TransmitKind::Ike => {
-            let mut msg = Vec::with_capacity(4 + t.bytes.len());
-            msg.extend_from_slice(&[0; 4]);
-            msg.extend_from_slice(&t.bytes);
-            sock.send_to(&msg, t.dst)
-        }
-        TransmitKind::Keepalive => sock.send_to(&t.bytes, t.dst),
+/// Hands an IKE message (the worker adds the non-ESP marker, RFC 3948 §2.2) or a
+/// NAT-keepalive (§2.3) to worker 0, which sends it out of the NAT-T port, and wakes it.
+fn send_4500(
+    tx: &Sender<ControlDatagram>,
+    handoff: &Handoff,
+    listen: SocketAddr,
+    t: Transmit,
+) -> bool {
+    let d = match t.kind {
+        TransmitKind::Ike => ControlDatagram::ike(listen, t.dst, t.bytes),
+        TransmitKind::Keepalive => ControlDatagram::keepalive(listen, t.dst),
     };
-    r.is_ok()
+    let queued = tx.try_send(d).is_ok();
+    if let Some(m) = handoff.mailbox(0) {
+        m.notify();
+    }
+    queued
 }
 
-/// The WAN side chosen at start-up, with a description for `xdpsec status`.
+/// The WAN side chosen at start-up, one port per worker, with a description for
+/// `xdpsec status`.
 enum Wan {
-    Socket(Box<UdpPort>, String),
-    AfXdp(PortSet<AfxdpWan>, NattSteering, String),
+    Socket(Vec<UdpPort>, String),
+    AfXdp(Vec<PortSet<AfxdpWan>>, NattSteering, String),
 }
 
 impl Wan {
@@ -335,25 +365,55 @@ impl Wan {
             Wan::Socket(_, n) | Wan::AfXdp(_, _, n) => n,
         }
     }
+
+    fn workers(&self) -> usize {
+        match self {
+            Wan::Socket(p, _) => p.len(),
+            Wan::AfXdp(p, _, _) => p.len(),
+        }
+    }
 }
 
-fn bind_socket(cfg: &Gateway) -> Result<Box<UdpPort>, String> {
-    UdpPort::bind(cfg.listen)
-        .map(Box::new)
+/// The socket backend: one socket per worker (`SO_REUSEPORT` when more than one), one worker
+/// per core unless configured.
+fn bind_sockets(cfg: &Gateway, cores: usize, note: String) -> Result<Wan, String> {
+    let n = match cfg.workers {
+        Workers::Auto => cores,
+        Workers::Count(n) => n,
+    };
+    let bind = |_| {
+        if n == 1 {
+            UdpPort::bind(cfg.listen)
+        } else {
+            UdpPort::bind_shared(cfg.listen)
+        }
         .map_err(|e| format!("bind {}: {e}", cfg.listen))
+    };
+    Ok(Wan::Socket(
+        (0..n).map(bind).collect::<Result<_, _>>()?,
+        note,
+    ))
 }
 
 /// Attach the XDP program to the WAN interface and open one AF_XDP socket per RX queue, each
-/// registered in the program's XSKMAP. All queues are served by one worker (exact replay
-/// windows); the steering program is detached when the returned handle is dropped.
-fn start_afxdp(cfg: &Gateway) -> Result<Wan, String> {
+/// registered in the program's XSKMAP. Queue `q` is served by worker `q % workers` (one
+/// worker per queue unless there are more queues than workers); SAs are owned by one worker
+/// each and frames that arrive at another worker are handed off (dataplane `handoff`). The
+/// steering program is detached when the returned handle is dropped.
+fn start_afxdp(cfg: &Gateway, cores: usize) -> Result<Wan, String> {
     let iface = cfg.wan.as_deref().ok_or("gateway.wan is not set")?;
     let mut steering = NattSteering::attach(iface, cfg.listen.port(), ModePreference::Auto)
         .map_err(|e| e.to_string())?;
     let mac = interface_mac(iface)?;
     let queues = rx_queues(iface);
+    let workers = match cfg.workers {
+        Workers::Auto => (queues as usize).min(cores),
+        Workers::Count(n) => n.min(queues as usize),
+    }
+    .max(1);
     let xsk = XskConfig::default();
-    let mut ports = Vec::with_capacity(queues as usize);
+    let learned = LearnedMac::new();
+    let mut ports: Vec<Vec<AfxdpWan>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bind = None;
     for q in 0..queues {
         let port = XskPort::open(iface, q, &xsk)
@@ -362,15 +422,20 @@ fn start_afxdp(cfg: &Gateway) -> Result<Wan, String> {
             .register_socket(q, port.fd())
             .map_err(|e| e.to_string())?;
         bind = Some(port.bind_mode());
-        ports.push(AfxdpWan::new(port, mac, NextHop::Learn));
+        if let Some(w) = ports.get_mut(q as usize % workers) {
+            w.push(AfxdpWan::new(port, mac, NextHop::Learn).with_learned(learned.clone()));
+        }
     }
-    let set = PortSet::new(ports).map_err(|e| format!("epoll: {e}"))?;
+    let sets = ports
+        .into_iter()
+        .map(|p| PortSet::new(p).map_err(|e| format!("epoll: {e}")))
+        .collect::<Result<_, _>>()?;
     let note = format!(
         "afxdp (XDP {} mode on {iface}, {queues} queues, {:?})",
         steering.mode(),
         bind.unwrap_or(BindMode::Copy)
     );
-    Ok(Wan::AfXdp(set, steering, note))
+    Ok(Wan::AfXdp(sets, steering, note))
 }
 
 /// The interface's MAC address (sysfs; `ip netns exec` remounts /sys for the namespace).
@@ -418,14 +483,18 @@ fn xdp_map(c: &XdpCounters) -> std::collections::BTreeMap<&'static str, u64> {
     .collect()
 }
 
-/// Run `worker` on its own thread, pinned to the last core (the first is left to the
-/// control plane and the kernel).
+/// Run worker `i` on its own thread, pinned to a core: the last core first, then downwards,
+/// round-robin when there are more workers than cores (core 0, where the control plane and
+/// the kernel run, comes last).
 fn spawn_worker<W: WanPort + Send + 'static>(
+    i: usize,
     worker: Worker<W>,
 ) -> Result<std::thread::JoinHandle<io::Result<()>>, String> {
-    let core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
+    let core = core_affinity::get_core_ids()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| c.get(c.len() - 1 - i % c.len()).copied());
     std::thread::Builder::new()
-        .name("xdpsec-worker-0".into())
+        .name(format!("xdpsec-worker-{i}"))
         .spawn(move || {
             if let Some(core) = core {
                 core_affinity::set_for_current(core);

@@ -71,7 +71,7 @@ pub fn stats(socket: &Path, json: bool, watch: Option<f64>) -> ExitCode {
     }
 }
 
-const COUNTERS: [&str; 9] = [
+const COUNTERS: [&str; 12] = [
     "rx_frames",
     "decap_packets",
     "decap_bytes",
@@ -81,6 +81,9 @@ const COUNTERS: [&str; 9] = [
     "keepalives",
     "peer_moves",
     "wan_tx",
+    "handoff_tx",
+    "handoff_rx",
+    "handoff_full",
 ];
 
 /// The stats as a table; with a previous sample, rates per second beside the totals.

@@ -36,6 +36,14 @@ pub struct WorkerReport {
     pub wan_tx: u64,
     /// Outer packets the WAN side had no room for.
     pub wan_tx_drops: u64,
+    /// Frames of other workers' SAs handed to their owners.
+    pub handoff_tx: u64,
+    /// Frames of this worker's SAs handed over by other workers.
+    pub handoff_rx: u64,
+    /// Frames dropped because the owner's mailbox was full.
+    pub handoff_full: u64,
+    /// Control datagrams (IKE, keepalives) sent for the control plane.
+    pub control_tx: u64,
     /// Installed SAs.
     pub sas_in: usize,
     /// Installed SAs.
@@ -62,6 +70,10 @@ impl From<&WorkerStats> for WorkerReport {
             tun_drops: s.tun_drops,
             wan_tx: s.wan_tx,
             wan_tx_drops: s.wan_tx_drops,
+            handoff_tx: s.handoff_tx,
+            handoff_rx: s.handoff_rx,
+            handoff_full: s.handoff_full,
+            control_tx: s.control_tx,
             sas_in: s.sas.0,
             sas_out: s.sas.1,
             drops: p.drops.nonzero().map(|(r, n)| (r.name(), n)).collect(),

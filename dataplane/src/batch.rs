@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use crate::buf::PacketBuf;
 use crate::drop::{DropCounters, DropReason};
 use crate::esp::{self, LifetimeEvent, next_header};
+use crate::handoff::Origin;
 use crate::natt::{self, Class};
 use crate::sa::{Direction, Mode, PeerId};
 use crate::sad::Sad;
@@ -53,6 +54,14 @@ pub enum Verdict {
     Keepalive,
     /// Refused.
     Drop(DropReason),
+    /// The frame belongs to an SA of another worker ([`Shard`]): pass it, unchanged, to
+    /// worker `worker` (see [`crate::handoff`]).
+    Handoff {
+        /// The owner.
+        worker: u16,
+        /// How the owner must take it.
+        origin: Origin,
+    },
 }
 
 /// Something the control plane must hear about.
@@ -110,6 +119,8 @@ pub struct Config {
     pub mtu: usize,
     /// TTL / hop limit of outer headers.
     pub ttl: u8,
+    /// Which SAs this pipeline owns.
+    pub shard: Shard,
 }
 
 impl Default for Config {
@@ -118,23 +129,68 @@ impl Default for Config {
             port: PortMatch::Destination(natt::NATT_PORT),
             mtu: 1500,
             ttl: 64,
+            shard: Shard::SOLE,
         }
     }
 }
 
-/// Per-frame state carried between the inbound passes. Kept small: a batch holds 64 of them
-/// on the stack and every field is written once per packet. Offsets fit in u16 (frames are
-/// at most 64 KiB).
-#[derive(Debug, Clone, Copy)]
+/// Worker `index` of `count`: which SAs a pipeline owns (issue #3). Every worker holds every
+/// SA (commands are broadcast), but only the owner — worker `spi % count`, a pure function
+/// of the SPI — processes its packets: it alone checks and commits an inbound SA's replay
+/// window (RFC 4303 §3.4.3) and takes an outbound SA's sequence numbers (§3.3.3). Frames of
+/// other SAs get [`Verdict::Handoff`]. Since we choose our inbound SPIs, the control plane can
+/// pick one whose owner is the worker of the queue the peer's traffic lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker.
+    pub index: u16,
+    /// Number of workers (≥ 1).
+    pub count: u16,
+}
+
+impl Shard {
+    /// The only worker: owns everything.
+    pub const SOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The worker that owns SPI `spi`.
+    #[inline]
+    pub fn owner(self, spi: u32) -> u16 {
+        // Below `count`, so it fits u16.
+        (spi % u32::from(self.count.max(1))) as u16
+    }
+
+    /// The owner of `spi` if it is another worker.
+    #[inline]
+    pub fn other_owner(self, spi: u32) -> Option<u16> {
+        if self.count <= 1 {
+            return None;
+        }
+        let owner = self.owner(spi);
+        (owner != self.index).then_some(owner)
+    }
+}
+
+/// An ESP frame between the inbound passes: 24 bytes, written once in pass 1 and updated in
+/// pass 2. Only ESP frames get one, packed at the front of the chunk's array, so passes 2 and
+/// 3 visit nothing else. Offsets fit in u16 (frames are at most 64 KiB).
+#[derive(Debug, Clone, Copy, Default)]
 struct Pending {
+    /// Full (ESN-inferred) sequence number.
     seq: u64,
+    /// Index of the SA in the SAD (stable within a batch: commands apply between batches).
     sa: u32,
+    /// Index of the frame in the chunk.
+    frame: u8,
+    /// Next header, once decrypted.
+    next_header: u8,
+    /// Offset of the outer IP header (0 for socket ingress, which has none).
     ip: u16,
+    /// Offset of the outer UDP header (0 for socket ingress).
     udp: u16,
-    esp: u16,
-    esp_len: u16,
-    src: SocketAddr,
-    opened: Option<esp::inbound::Opened>,
+    /// The ESP packet's offset in pass 1; the decrypted payload's after pass 2.
+    at: u16,
+    /// The ESP packet's length in pass 1; the decrypted payload's after pass 2.
+    len: u16,
 }
 
 /// How the frames of an inbound batch start.
@@ -171,6 +227,20 @@ impl Pipeline {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Make this pipeline worker `shard.index` of `shard.count`.
+    pub fn set_shard(&mut self, shard: Shard) {
+        self.config.shard = shard;
+    }
+
+    /// A snapshot of the SAs this pipeline owns (all of them for [`Shard::SOLE`]): the owner
+    /// holds an SA's authoritative counters, replay window and sequence number.
+    pub fn owned_snapshot(&self) -> Vec<crate::sad::SaSnapshot> {
+        let shard = self.config.shard;
+        let mut sas = self.sad.snapshot();
+        sas.retain(|s| shard.owner(s.spi) == shard.index);
+        sas
     }
 
     /// Take the queued events (the worker forwards them to the control plane).
@@ -220,133 +290,179 @@ impl Pipeline {
         frames: &mut [PacketBuf<'_>],
         verdicts: &mut [Verdict],
     ) {
-        let mut pending: [Option<Pending>; MAX_BATCH] = [None; MAX_BATCH];
+        let mut esp = [Pending::default(); MAX_BATCH];
+        let mut n_esp = 0;
+        // The last SPI looked up and its SA index: a batch mostly carries few SAs, so most
+        // packets skip the hash lookup. SPI 0 is never ESP (RFC 4303 §2.1), so it means none.
+        let mut last_spi = (0u32, 0usize);
+        self.stats.rx_frames += frames.len() as u64;
 
         // Pass 1: parse, classify, look up, replay check.
         for (i, (pkt, v)) in frames.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            self.stats.rx_frames += 1;
-            match self.classify(ingress, offset + i, pkt) {
-                Ok(Classified::Ike { src, dst, at, len }) => {
-                    // Hand over the IKE message without the non-ESP marker (RFC 3948 §2.2).
-                    pkt.pull_front(at + natt::NON_ESP_MARKER.len());
-                    pkt.truncate(len - natt::NON_ESP_MARKER.len());
-                    self.stats.ike += 1;
-                    *v = Verdict::Ike { src, dst };
+            match self.classify(ingress, offset + i, pkt.data(), &mut last_spi) {
+                Ok(Classified::Handoff(worker)) => match origin(ingress, offset + i) {
+                    Some(origin) => *v = Verdict::Handoff { worker, origin },
+                    None => self.drop(v, DropReason::BadUdpLength),
+                },
+                Ok(Classified::Esp(p)) => {
+                    if let Some(slot) = esp.get_mut(n_esp) {
+                        // i < MAX_BATCH = 64: a chunk is never longer.
+                        *slot = Pending {
+                            frame: i as u8,
+                            ..p
+                        };
+                        n_esp += 1;
+                    }
+                }
+                Ok(Classified::Ike { ip, udp, at, len }) => {
+                    match ike_endpoints(ingress, offset + i, pkt.data(), ip, udp) {
+                        Some((src, dst)) => {
+                            // Hand over the IKE message without the non-ESP marker
+                            // (RFC 3948 §2.2).
+                            pkt.pull_front(at + natt::NON_ESP_MARKER.len());
+                            pkt.truncate(len - natt::NON_ESP_MARKER.len());
+                            self.stats.ike += 1;
+                            *v = Verdict::Ike { src, dst };
+                        }
+                        None => self.drop(v, DropReason::BadUdpLength),
+                    }
                 }
                 Ok(Classified::Keepalive) => {
                     self.stats.keepalives += 1;
                     *v = Verdict::Keepalive;
                 }
-                Ok(Classified::Esp(p)) => pending[i] = Some(p),
                 Err(r) => self.drop(v, r),
             }
         }
 
-        // Pass 2: verify and decrypt, back to back.
-        for (i, pkt) in frames.iter_mut().enumerate() {
-            let Some(p) = pending[i].as_mut() else {
+        // Pass 2: verify and decrypt, back to back; keep the opened ones at the front.
+        let mut opened = 0;
+        for j in 0..n_esp {
+            let mut p = esp[j];
+            let i = usize::from(p.frame);
+            let (Some(pkt), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
                 continue;
             };
             let Some(sa) = self.sad.inbound_at(p.sa as usize) else {
+                self.drop(v, DropReason::UnknownSpi);
                 continue;
             };
-            let (at, len) = (usize::from(p.esp), usize::from(p.esp_len));
-            let esp = &mut pkt.data_mut()[at..at + len];
-            match sa.open(p.seq, esp) {
-                Ok(o) => p.opened = Some(o),
-                Err(r) => {
-                    pending[i] = None;
-                    self.drop(&mut verdicts[i], r);
+            let (at, len) = (usize::from(p.at), usize::from(p.len));
+            let Some(bytes) = pkt.data_mut().get_mut(at..at + len) else {
+                self.drop(v, DropReason::BadCiphertextLength);
+                continue;
+            };
+            match sa.open(p.seq, bytes) {
+                Ok(o) => {
+                    // Both fit: the payload lies inside the ESP packet.
+                    p.at += o.offset as u16;
+                    p.len = o.len as u16;
+                    p.next_header = o.next_header;
+                    esp[opened] = p;
+                    opened += 1;
                 }
+                Err(r) => self.drop(v, r),
             }
         }
 
         // Pass 3: commit, learn, deliver.
-        for (i, pkt) in frames.iter_mut().enumerate() {
-            let Some(p) = pending[i] else { continue };
-            let Some(opened) = p.opened else { continue };
-            match self.deliver(&p, opened, pkt) {
-                Ok(()) => verdicts[i] = Verdict::Inner,
-                Err(r) => self.drop(&mut verdicts[i], r),
+        for p in &esp[..opened] {
+            let i = usize::from(p.frame);
+            let (Some(pkt), Some(v)) = (frames.get_mut(i), verdicts.get_mut(i)) else {
+                continue;
+            };
+            match self.deliver(ingress, offset + i, p, pkt) {
+                Ok(()) => *v = Verdict::Inner,
+                Err(r) => self.drop(v, r),
             }
         }
     }
 
+    #[inline]
     fn classify(
         &mut self,
         ingress: Ingress<'_>,
         index: usize,
-        pkt: &PacketBuf<'_>,
+        data: &[u8],
+        last_spi: &mut (u32, usize),
     ) -> Result<Classified, DropReason> {
-        let data = pkt.data();
-        let (ip, udp, payload, payload_len, src, dst) = match ingress {
+        let (ip, udp, payload, payload_len) = match ingress {
             Ingress::Frames(link) => {
-                let f = frame::parse_udp(data, link, self.config.port)?;
-                (
-                    f.ip_offset,
-                    f.udp_offset,
-                    f.payload_offset,
-                    f.payload_len,
-                    f.src,
-                    f.dst,
-                )
+                let f = frame::locate_udp(data, link, self.config.port)?;
+                (f.ip_offset, f.udp_offset, f.payload_offset, f.payload_len)
             }
-            Ingress::Udp(endpoints) => {
-                let &(src, dst) = endpoints.get(index).ok_or(DropReason::BadUdpLength)?;
-                (0, 0, 0, data.len(), src, dst)
-            }
+            // Every socket datagram comes with its endpoints.
+            Ingress::Udp(endpoints) if index < endpoints.len() => (0, 0, 0, data.len()),
+            Ingress::Udp(_) => return Err(DropReason::BadUdpLength),
         };
-        let body = &data[payload..payload + payload_len];
+        // Offsets come from a frame of at most 64 KiB (IP length fields are 16-bit).
+        let short = |v: usize| u16::try_from(v).map_err(|_| DropReason::BadIpLength);
+        let body = data
+            .get(payload..payload + payload_len)
+            .ok_or(DropReason::BadUdpLength)?;
         match natt::classify(body)? {
-            Class::Ike => Ok(Classified::Ike {
-                src,
-                dst,
-                at: payload,
-                len: payload_len,
-            }),
-            Class::Keepalive => Ok(Classified::Keepalive),
             Class::Esp { spi, seq } => {
-                let sa_index = self.sad.inbound_index(spi).ok_or(DropReason::UnknownSpi)?;
+                let sa_index = if last_spi.0 == spi {
+                    last_spi.1
+                } else {
+                    // Another worker's SA: it alone may touch the replay window.
+                    if let Some(owner) = self.config.shard.other_owner(spi) {
+                        return Ok(Classified::Handoff(owner));
+                    }
+                    let i = self.sad.inbound_index(spi).ok_or(DropReason::UnknownSpi)?;
+                    *last_spi = (spi, i);
+                    i
+                };
                 let sa = self
                     .sad
                     .inbound_at(sa_index)
                     .ok_or(DropReason::UnknownSpi)?;
                 let seq = sa.check(seq)?;
-                // Offsets come from a frame of at most 64 KiB (IP length fields are 16-bit).
-                let short = |v: usize| u16::try_from(v).map_err(|_| DropReason::BadIpLength);
                 Ok(Classified::Esp(Pending {
                     seq,
                     sa: u32::try_from(sa_index).map_err(|_| DropReason::UnknownSpi)?,
+                    frame: 0,
+                    next_header: 0,
                     ip: short(ip)?,
                     udp: short(udp)?,
-                    esp: short(payload)?,
-                    esp_len: short(payload_len)?,
-                    src,
-                    opened: None,
+                    at: short(payload)?,
+                    len: short(payload_len)?,
                 }))
             }
+            Class::Ike => Ok(Classified::Ike {
+                ip,
+                udp,
+                at: payload,
+                len: payload_len,
+            }),
+            Class::Keepalive => Ok(Classified::Keepalive),
         }
     }
 
     /// After a successful open: mode checks, replay commit, accounting, peer learning, and the
     /// rewrite of the frame into the inner packet.
+    #[inline]
     fn deliver(
         &mut self,
+        ingress: Ingress<'_>,
+        index: usize,
         p: &Pending,
-        o: esp::inbound::Opened,
         pkt: &mut PacketBuf<'_>,
     ) -> Result<(), DropReason> {
-        let Some(sa) = self.sad.inbound_at(p.sa as usize) else {
+        let sa_index = p.sa as usize;
+        // The source is read (and the peer checked) only for peers that learn their mapping.
+        let learn = self.sad.inbound_peer_learns(sa_index);
+        let Some(sa) = self.sad.inbound_at(sa_index) else {
             return Err(DropReason::UnknownSpi);
         };
-        sa.accepts_next_header(o.next_header)?;
-        let payload_start = usize::from(p.esp) + o.offset;
-        let (spi, peer, mode, nat_oa) = (sa.spi, sa.peer, sa.mode, sa.nat_oa);
-        match mode {
+        sa.accepts_next_header(p.next_header)?;
+        let (payload_start, payload_len) = (usize::from(p.at), usize::from(p.len));
+        let payload = payload_start..payload_start + payload_len;
+        let (lifetime, bytes, src) = match sa.mode {
             Mode::Tunnel => {
-                let inner = &pkt.data()[payload_start..payload_start + o.len];
+                let inner = pkt.data().get(payload).ok_or(DropReason::BadInnerPacket)?;
                 let info = frame::parse_ip(inner).map_err(|_| DropReason::BadInnerPacket)?;
-                let version_ok = match o.next_header {
+                let version_ok = match p.next_header {
                     next_header::IPV4 => info.src.is_ipv4(),
                     _ => info.src.is_ipv6(),
                 };
@@ -358,10 +474,15 @@ impl Pipeline {
                     return Err(DropReason::SelectorMismatch);
                 }
                 let lifetime = sa.commit(p.seq, info.total_len)?;
+                let src = if learn {
+                    outer_source(ingress, index, pkt.data(), p)
+                } else {
+                    None
+                };
                 // Trailing bytes after the inner packet are TFC padding (RFC 4303 §2.7).
                 pkt.pull_front(payload_start);
                 pkt.truncate(info.total_len);
-                self.after_commit(spi, peer, p.src, lifetime, info.total_len);
+                (lifetime, info.total_len, src)
             }
             Mode::Transport => {
                 if p.udp <= p.ip {
@@ -369,50 +490,67 @@ impl Pipeline {
                     return Err(DropReason::BadNextHeader);
                 }
                 let ip_header = usize::from(p.ip)..usize::from(p.udp);
-                // The outer header was validated in pass 1; its destination is our address.
-                let dst = frame::parse_ip(&pkt.data()[ip_header.start..])
-                    .map_err(|_| DropReason::BadInnerPacket)?
-                    .dst;
-                let lifetime = sa.commit(p.seq, o.len)?;
-                let payload = payload_start..payload_start + o.len;
+                // The outer header was validated in pass 1.
+                let outer = frame::parse_ip(pkt.data().get(ip_header.start..).unwrap_or(&[]))
+                    .map_err(|_| DropReason::BadInnerPacket)?;
+                let lifetime = sa.commit(p.seq, payload_len)?;
+                let src = if learn {
+                    outer_source(ingress, index, pkt.data(), p)
+                } else {
+                    None
+                };
+                let nat_oa = sa.nat_oa;
                 esp::transport::decapsulate(
                     pkt,
                     ip_header,
                     payload,
-                    o.next_header,
-                    (p.src.ip(), dst),
+                    p.next_header,
+                    (outer.src, outer.dst),
                     nat_oa,
                 );
-                self.after_commit(spi, peer, p.src, lifetime, o.len);
+                (lifetime, payload_len, src)
             }
-        }
+        };
+        self.after_commit(sa_index, lifetime, bytes, src);
         Ok(())
     }
 
     #[inline]
     fn after_commit(
         &mut self,
-        spi: u32,
-        peer: PeerId,
-        src: SocketAddr,
+        sa_index: usize,
         lifetime: Option<LifetimeEvent>,
         bytes: usize,
+        src: Option<SocketAddr>,
     ) {
         self.stats.decap_packets += 1;
         self.stats.decap_bytes += bytes as u64;
         if let Some(kind) = lifetime {
+            self.lifetime_event(sa_index, kind);
+        }
+        if let Some(src) = src
+            && self.sad.observe_peer(sa_index, src)
+        {
+            self.peer_moved(sa_index, src);
+        }
+    }
+
+    #[cold]
+    fn lifetime_event(&mut self, sa_index: usize, kind: LifetimeEvent) {
+        if let Some(spi) = self.sad.inbound().get(sa_index).map(|sa| sa.spi) {
             self.event(Event::Lifetime {
                 spi,
                 direction: Direction::In,
                 kind,
             });
         }
-        if self.sad.observe_peer(peer, src) {
-            self.stats.peer_moves += 1;
-            self.event(Event::PeerMoved {
-                peer,
-                endpoint: src,
-            });
+    }
+
+    #[cold]
+    fn peer_moved(&mut self, sa_index: usize, endpoint: SocketAddr) {
+        self.stats.peer_moves += 1;
+        if let Some(peer) = self.sad.inbound().get(sa_index).map(|sa| sa.peer) {
+            self.event(Event::PeerMoved { peer, endpoint });
         }
     }
 
@@ -421,13 +559,19 @@ impl Pipeline {
     pub fn encap_batch(&mut self, frames: &mut [PacketBuf<'_>], verdicts: &mut [Verdict]) {
         for (pkt, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
             match self.encap_one(pkt) {
-                Ok(dst) => *v = Verdict::Wire { dst },
+                Ok(Encapped::Wire(dst)) => *v = Verdict::Wire { dst },
+                Ok(Encapped::Handoff(worker)) => {
+                    *v = Verdict::Handoff {
+                        worker,
+                        origin: Origin::Inner,
+                    }
+                }
                 Err(r) => self.drop(v, r),
             }
         }
     }
 
-    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<SocketAddr, DropReason> {
+    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<Encapped, DropReason> {
         let info = frame::parse_ip(pkt.data()).map_err(|_| DropReason::BadOutboundPacket)?;
         if info.total_len < pkt.len() {
             pkt.truncate(info.total_len);
@@ -438,18 +582,15 @@ impl Pipeline {
             .sad
             .outbound_for(info.src, info.dst)
             .ok_or(DropReason::NoOutboundSa)?;
-        let Some(sa) = self.sad.outbound_mut(spi) else {
+        // Another worker's SA: it alone takes the sequence numbers.
+        if let Some(worker) = self.config.shard.other_owner(spi) {
+            return Ok(Encapped::Handoff(worker));
+        }
+        let Some((sa, endpoint)) = self.sad.outbound_with_endpoint(spi) else {
             return Err(DropReason::NoOutboundSa);
         };
-        let (peer, local, mode) = (sa.peer, sa.local, sa.mode);
-        let dst = self
-            .sad
-            .peer(peer)
-            .and_then(|p| p.endpoint)
-            .ok_or(DropReason::PeerUnknown)?;
-        let Some(sa) = self.sad.outbound_mut(spi) else {
-            return Err(DropReason::NoOutboundSa);
-        };
+        let dst = endpoint.ok_or(DropReason::PeerUnknown)?;
+        let (local, mode) = (sa.local, sa.mode);
         let bytes = pkt.len();
         let lifetime = match mode {
             Mode::Tunnel => {
@@ -477,19 +618,75 @@ impl Pipeline {
                 kind,
             });
         }
-        Ok(dst)
+        Ok(Encapped::Wire(dst))
     }
 }
 
+/// What became of an inner packet.
+enum Encapped {
+    /// Sealed, for this endpoint.
+    Wire(SocketAddr),
+    /// Another worker's SA.
+    Handoff(u16),
+}
+
+/// What pass 1 found in a frame.
 enum Classified {
+    /// IKE behind the non-ESP marker: outer header offsets, UDP payload offset and length.
     Ike {
-        src: SocketAddr,
-        dst: SocketAddr,
+        ip: usize,
+        udp: usize,
         at: usize,
         len: usize,
     },
     Keepalive,
     Esp(Pending),
+    /// ESP of an SA that this worker does not own.
+    Handoff(u16),
+}
+
+/// How frame `index` of a batch must be handed to another worker.
+#[inline]
+fn origin(ingress: Ingress<'_>, index: usize) -> Option<Origin> {
+    match ingress {
+        Ingress::Frames(link) => Some(Origin::Frame(link)),
+        Ingress::Udp(endpoints) => endpoints
+            .get(index)
+            .map(|&(src, dst)| Origin::Udp(src, dst)),
+    }
+}
+
+/// Source and destination of frame `index` of a batch: from the socket (socket ingress) or
+/// read from the outer headers at `ip`/`udp` (raw frames). Rare: IKE only.
+#[cold]
+fn ike_endpoints(
+    ingress: Ingress<'_>,
+    index: usize,
+    data: &[u8],
+    ip: usize,
+    udp: usize,
+) -> Option<(SocketAddr, SocketAddr)> {
+    match ingress {
+        Ingress::Frames(_) => Some((
+            frame::udp_source(data, ip, udp)?,
+            frame::udp_destination(data, ip, udp)?,
+        )),
+        Ingress::Udp(endpoints) => endpoints.get(index).copied(),
+    }
+}
+
+/// The outer source of the ESP frame `p` (frame `index` of the batch), before its rewrite.
+#[inline]
+fn outer_source(
+    ingress: Ingress<'_>,
+    index: usize,
+    data: &[u8],
+    p: &Pending,
+) -> Option<SocketAddr> {
+    match ingress {
+        Ingress::Frames(_) => frame::udp_source(data, usize::from(p.ip), usize::from(p.udp)),
+        Ingress::Udp(endpoints) => endpoints.get(index).map(|&(src, _)| src),
+    }
 }
 
 /// DSCP/ECN byte of an IP packet (copied to the outer header, RFC 4301 §5.1.2.1).

@@ -15,11 +15,13 @@
 //! | [`esp`] | RFC 4303 ESP with RFC 4106 AES-GCM: encapsulation and decapsulation |
 //! | [`sad`] | a worker's SA tables: inbound by SPI, outbound by traffic selector |
 //! | [`batch`] | the pipeline over a batch of frames: a verdict per frame |
+//! | [`handoff`] | lock-free mailboxes that pass frames to the worker owning their SA |
 
 pub mod batch;
 pub mod buf;
 pub mod drop;
 pub mod esp;
+pub mod handoff;
 pub mod io;
 pub mod natt;
 pub mod replay;

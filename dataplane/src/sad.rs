@@ -127,13 +127,19 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 #[derive(Debug, Default)]
 pub struct Sad {
     inbound: Vec<InboundSa>,
+    /// Slot in `peers` of each inbound SA's peer (same index as `inbound`), so the per-packet
+    /// peer check after decryption is an array access, not a hash lookup.
+    inbound_peer: Vec<u32>,
     inbound_by_spi: FastMap<u32, usize>,
     outbound: FastMap<u32, OutboundSa>,
     /// Outbound SAs whose remote selector is a single host, by that host (newest wins).
     outbound_by_host: FastMap<IpAddr, u32>,
     /// The other outbound SAs, oldest first (searched newest first).
     outbound_by_prefix: Vec<u32>,
-    peers: FastMap<PeerId, PeerState>,
+    /// Peers, dense; a peer keeps its slot for the life of the table (peers are few and
+    /// never removed: an SA may be reinstalled for them at any time).
+    peers: Vec<PeerState>,
+    peer_slots: FastMap<PeerId, u32>,
 }
 
 impl Sad {
@@ -148,26 +154,34 @@ impl Sad {
             SaCommand::Install(p) => self.install(&p),
             SaCommand::Remove { spi, direction } => self.remove(spi, direction),
             SaCommand::UpdatePeer { peer, endpoint } => {
-                self.peers
-                    .entry(peer)
-                    .or_insert(PeerState {
-                        endpoint: None,
-                        learn: false,
-                    })
-                    .endpoint = Some(endpoint);
+                let slot = self.peer_slot(peer)?;
+                self.peers[slot].endpoint = Some(endpoint);
                 Ok(())
             }
         }
+    }
+
+    /// The slot of `peer`, created (no endpoint, not learning) if new.
+    fn peer_slot(&mut self, peer: PeerId) -> Result<usize, SadError> {
+        if let Some(&slot) = self.peer_slots.get(&peer) {
+            return Ok(slot as usize);
+        }
+        let slot = u32::try_from(self.peers.len())
+            .map_err(|_| SadError::Invalid(format!("peer {}: too many peers", peer.0)))?;
+        self.peer_slots.insert(peer, slot);
+        self.peers.push(PeerState {
+            endpoint: None,
+            learn: false,
+        });
+        Ok(slot as usize)
     }
 
     fn install(&mut self, p: &SaParams) -> Result<(), SadError> {
         if p.spi < 256 {
             return Err(SadError::ReservedSpi(p.spi));
         }
-        let peer = self.peers.entry(p.peer).or_insert(PeerState {
-            endpoint: None,
-            learn: false,
-        });
+        let slot = self.peer_slot(p.peer)?;
+        let peer = &mut self.peers[slot];
         match p.remote {
             Some(ep) => peer.endpoint = peer.endpoint.or(Some(ep)),
             None => peer.learn = true,
@@ -176,11 +190,17 @@ impl Sad {
             Direction::In => {
                 let sa = InboundSa::new(p)
                     .map_err(|e| SadError::Invalid(format!("replay_window: {e}")))?;
+                // Slots fit u32: peer_slot refuses more peers.
+                let slot = slot as u32;
                 match self.inbound_by_spi.get(&p.spi) {
-                    Some(&i) => self.inbound[i] = sa,
+                    Some(&i) => {
+                        self.inbound[i] = sa;
+                        self.inbound_peer[i] = slot;
+                    }
                     None => {
                         self.inbound_by_spi.insert(p.spi, self.inbound.len());
                         self.inbound.push(sa);
+                        self.inbound_peer.push(slot);
                     }
                 }
             }
@@ -208,6 +228,7 @@ impl Sad {
                     .remove(&spi)
                     .ok_or(SadError::NotFound(spi, direction))?;
                 self.inbound.swap_remove(i);
+                self.inbound_peer.swap_remove(i);
                 if let Some(moved) = self.inbound.get(i) {
                     self.inbound_by_spi.insert(moved.spi, i);
                 }
@@ -279,25 +300,49 @@ impl Sad {
             })
     }
 
-    /// The outbound SA with `spi`.
+    /// The outbound SA with `spi` and its peer's current endpoint, if known.
     #[inline]
-    pub fn outbound_mut(&mut self, spi: u32) -> Option<&mut OutboundSa> {
-        self.outbound.get_mut(&spi)
+    pub fn outbound_with_endpoint(
+        &mut self,
+        spi: u32,
+    ) -> Option<(&mut OutboundSa, Option<SocketAddr>)> {
+        let sa = self.outbound.get_mut(&spi)?;
+        let endpoint = self
+            .peer_slots
+            .get(&sa.peer)
+            .and_then(|&slot| self.peers.get(slot as usize))
+            .and_then(|p| p.endpoint);
+        Some((sa, endpoint))
     }
 
     /// Where packets for `peer` go.
     #[inline]
     pub fn peer(&self, peer: PeerId) -> Option<&PeerState> {
-        self.peers.get(&peer)
+        self.peer_slots
+            .get(&peer)
+            .and_then(|&slot| self.peers.get(slot as usize))
     }
 
-    /// An authenticated packet of `peer` arrived from `src`. Returns `true` when this moved a
-    /// learning peer to a new endpoint (a NAT rebinding, or the first packet). Only ever called
-    /// after the ICV verified and the replay window accepted the packet (RFC 7296 §2.23:
-    /// mappings are updated from authenticated traffic only).
+    /// Whether the peer of the inbound SA at `index` learns its endpoint from traffic
+    /// (`remote = any`): only then is a packet's source worth reading after decryption.
     #[inline]
-    pub fn observe_peer(&mut self, peer: PeerId, src: SocketAddr) -> bool {
-        match self.peers.get_mut(&peer) {
+    pub fn inbound_peer_learns(&self, index: usize) -> bool {
+        self.inbound_peer
+            .get(index)
+            .and_then(|&slot| self.peers.get(slot as usize))
+            .is_some_and(|p| p.learn)
+    }
+
+    /// An authenticated packet of the inbound SA at `index` arrived from `src`. Returns `true`
+    /// when this moved its learning peer to a new endpoint (a NAT rebinding, or the first
+    /// packet). Only ever called after the ICV verified and the replay window accepted the
+    /// packet (RFC 7296 §2.23: mappings are updated from authenticated traffic only).
+    #[inline]
+    pub fn observe_peer(&mut self, index: usize, src: SocketAddr) -> bool {
+        let Some(&slot) = self.inbound_peer.get(index) else {
+            return false;
+        };
+        match self.peers.get_mut(slot as usize) {
             Some(p) if p.learn && p.endpoint != Some(src) => {
                 p.endpoint = Some(src);
                 true
@@ -308,7 +353,7 @@ impl Sad {
 
     /// A snapshot of every SA, inbound first, for `xdpsec sa list`.
     pub fn snapshot(&self) -> Vec<SaSnapshot> {
-        let peer = |id: PeerId| self.peers.get(&id).copied();
+        let peer = |id: PeerId| self.peer(id).copied();
         let inbound = self.inbound.iter().map(|sa| SaSnapshot {
             spi: sa.spi,
             direction: Direction::In,

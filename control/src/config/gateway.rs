@@ -11,6 +11,7 @@
 //! routes = ["10.99.0.0/24"]   # prefixes routed into the TUN (the peers' inner networks)
 //! wan_mtu = 1500              # largest outer packet sent
 //! metrics = "127.0.0.1:9469"  # optional: Prometheus text metrics at GET /metrics (loopback only)
+//! workers = "auto"            # "auto" (one per WAN RX queue, at most one per core) | 1..=64
 //!
 //! [[sa]]
 //! # … as in the SA file
@@ -43,6 +44,15 @@ pub enum Backend {
     Socket,
 }
 
+/// How many workers to run (issue #3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per WAN RX queue (AF_XDP) or per core (socket backend), at most one per core.
+    Auto,
+    /// Exactly this many (AF_XDP: at most one per RX queue); pinned round-robin over cores.
+    Count(usize),
+}
+
 /// A validated gateway configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
@@ -66,6 +76,8 @@ pub struct Gateway {
     pub sas: Vec<SaParams>,
     /// IKEv2 connections (none: no IKE, UDP 500 stays with the kernel).
     pub conns: Vec<ConnConfig>,
+    /// Number of workers.
+    pub workers: Workers,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +101,14 @@ struct RawGateway {
     routes: Option<Spanned<Vec<String>>>,
     wan_mtu: Option<Spanned<i64>>,
     metrics: Option<Spanned<String>>,
+    workers: Option<Spanned<RawWorkers>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawWorkers {
+    Name(String),
+    Count(i64),
 }
 
 /// Read and validate a gateway configuration file.
@@ -202,6 +222,27 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Gateway, ConfigError>
         ),
     };
     let conns = conn::convert(file, text, dir, &raw.conn)?;
+    let workers = match &g.workers {
+        None => Workers::Auto,
+        Some(w) => match w.get_ref() {
+            RawWorkers::Name(n) if n == "auto" => Workers::Auto,
+            RawWorkers::Count(n @ 1..=64) => Workers::Count(*n as usize),
+            RawWorkers::Name(n) => {
+                return Err(err(
+                    w.span().start,
+                    "workers",
+                    format!("\"{n}\" is not \"auto\" or a number 1..=64"),
+                ));
+            }
+            RawWorkers::Count(n) => {
+                return Err(err(
+                    w.span().start,
+                    "workers",
+                    format!("{n} is outside 1..=64"),
+                ));
+            }
+        },
+    };
     let sas = sa_file::convert(file, text, raw.sa)?;
     Ok(Gateway {
         metrics,
@@ -214,6 +255,7 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Gateway, ConfigError>
         routes,
         wan_mtu,
         sas,
+        workers,
     })
 }
 
@@ -245,6 +287,28 @@ remote = "any"
     fn parses_with_defaults() {
         let g = parse_here("gw.toml", GW).unwrap();
         assert_eq!(g.backend, Backend::Socket);
+        assert_eq!(g.workers, Workers::Auto);
+        let w = |v: &str| {
+            parse_here(
+                "gw.toml",
+                &GW.replace(
+                    "backend = \"socket\"",
+                    &format!("backend = \"socket\"\nworkers = {v}"),
+                ),
+            )
+        };
+        assert_eq!(w("2").unwrap().workers, Workers::Count(2));
+        assert_eq!(w("\"auto\"").unwrap().workers, Workers::Auto);
+        assert_eq!(
+            w("0").unwrap_err().to_string(),
+            "gw.toml:5: gateway.workers: 0 is outside 1..=64"
+        );
+        assert!(
+            w("\"many\"")
+                .unwrap_err()
+                .to_string()
+                .contains("is not \"auto\"")
+        );
         assert_eq!(
             (g.tun.as_str(), g.tun_mtu, g.wan_mtu),
             ("xdpsec0", 1400, 1500)

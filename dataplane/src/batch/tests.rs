@@ -411,3 +411,77 @@ fn batches_larger_than_max_batch_are_chunked() {
     assert!(got.iter().all(|(v, p)| *v == Verdict::Inner && *p == inner));
     assert_eq!(gw.stats.decap_packets, 150);
 }
+
+#[test]
+fn sas_of_other_workers_are_handed_off_untouched() {
+    let inner = udp_packet("10.99.0.5:1234", "10.9.0.7:53", b"query");
+    let owner = Shard { index: 0, count: 2 }.owner(SPI);
+    let other = Shard {
+        index: 1 - owner,
+        count: 2,
+    };
+    let mine = Shard {
+        index: owner,
+        count: 2,
+    };
+    let (mut client, mut gw) = client_and_gateway(Mode::Tunnel);
+    let (_, outer) = encap(&mut client, &inner);
+
+    // A worker that does not own the inbound SA passes the frame on, unchanged, and its copy
+    // of the SA's replay window stays untouched.
+    gw.set_shard(other);
+    let (v, got) = decap(&mut gw, &outer);
+    assert_eq!(
+        v,
+        Verdict::Handoff {
+            worker: owner,
+            origin: crate::handoff::Origin::Frame(Link::Ip)
+        }
+    );
+    assert_eq!(got, outer);
+    assert_eq!(gw.sad.inbound()[0].replay().highest(), 0);
+    assert_eq!(gw.stats.decap_packets, 0);
+    assert!(gw.owned_snapshot().is_empty(), "reported by its owner only");
+
+    // The owner decapsulates it, once: a copy that arrives again (on any queue) is a replay.
+    gw.set_shard(mine);
+    assert_eq!(decap(&mut gw, &outer).0, Verdict::Inner);
+    assert_eq!(
+        decap(&mut gw, &outer).0,
+        Verdict::Drop(DropReason::ReplayDuplicate)
+    );
+    assert_eq!(gw.owned_snapshot().len(), 1);
+
+    // Outbound likewise: only the owner takes sequence numbers.
+    client.set_shard(other);
+    let (v, got) = encap(&mut client, &inner);
+    assert_eq!(
+        v,
+        Verdict::Handoff {
+            worker: owner,
+            origin: crate::handoff::Origin::Inner
+        }
+    );
+    assert_eq!(got, inner);
+    assert_eq!(client.sad.outbound().next().map(|sa| sa.seq()), Some(1));
+    client.set_shard(mine);
+    assert!(matches!(encap(&mut client, &inner).0, Verdict::Wire { .. }));
+    assert_eq!(client.sad.outbound().next().map(|sa| sa.seq()), Some(2));
+}
+
+#[test]
+fn shard_owner_is_spi_modulo_workers() {
+    let s = Shard { index: 1, count: 3 };
+    assert_eq!(s.owner(0x100), 0x100 % 3);
+    assert_eq!(
+        s.other_owner(0x101),
+        (0x101 % 3 != 1).then_some((0x101 % 3) as u16)
+    );
+    assert_eq!(Shard::SOLE.other_owner(0xdead_beef), None);
+    for spi in [256u32, 257, 258, u32::MAX] {
+        let owners = (0..3)
+            .filter(|&i| Shard { index: i, count: 3 }.other_owner(spi).is_none())
+            .count();
+        assert_eq!(owners, 1, "exactly one worker owns spi {spi:#x}");
+    }
+}

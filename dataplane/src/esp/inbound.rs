@@ -109,7 +109,7 @@ impl InboundSa {
 
     /// Step 3: mark `seq` received (re-checking the window: a duplicate inside one batch is
     /// caught here), count `bytes`, and report a lifetime crossing.
-    #[inline]
+    #[inline(always)]
     pub fn commit(&mut self, seq: u64, bytes: usize) -> Result<Option<LifetimeEvent>, DropReason> {
         if let Err(e) = self.replay.commit(seq) {
             self.counters.replay_drops += 1;

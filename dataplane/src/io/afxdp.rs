@@ -53,6 +53,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
@@ -696,6 +698,40 @@ pub enum NextHop {
     Learn,
 }
 
+/// The next-hop MAC learned from received frames, shared by the ports of all workers: the
+/// worker that transmits (an encapsulated packet, or worker 0 with an IKE message) may not be
+/// the one whose queue has received anything yet.
+#[derive(Debug, Clone, Default)]
+pub struct LearnedMac(Arc<AtomicU64>);
+
+/// Bit set in a [`LearnedMac`] once a MAC is stored (the MAC is the low 48 bits).
+const MAC_VALID: u64 = 1 << 48;
+
+impl LearnedMac {
+    /// Nothing learned yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The MAC, if learned.
+    pub fn get(&self) -> Option<[u8; 6]> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v & MAC_VALID != 0).then(|| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    }
+
+    /// Store `mac` (written only when it changed: the cell is shared between cores).
+    pub fn set(&self, mac: [u8; 6]) {
+        let [a, b, c, d, e, f] = mac;
+        let v = u64::from_be_bytes([0, 0, a, b, c, d, e, f]) | MAC_VALID;
+        if self.0.load(Ordering::Relaxed) != v {
+            self.0.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A [`WanPort`] over one [`XskPort`]: Ethernet frames in, IP packets framed and out.
 #[derive(Debug)]
 pub struct AfxdpWan {
@@ -704,7 +740,7 @@ pub struct AfxdpWan {
     verdicts: [Verdict; MAX_BATCH],
     local_mac: [u8; 6],
     next_hop: NextHop,
-    learned: Option<[u8; 6]>,
+    learned: LearnedMac,
 }
 
 impl AfxdpWan {
@@ -717,8 +753,14 @@ impl AfxdpWan {
             verdicts: [Verdict::Keepalive; MAX_BATCH],
             local_mac,
             next_hop,
-            learned: None,
+            learned: LearnedMac::new(),
         }
+    }
+
+    /// Learn the next hop into `cell`, shared with other ports (see [`LearnedMac`]).
+    pub fn with_learned(mut self, cell: LearnedMac) -> Self {
+        self.learned = cell;
+        self
     }
 
     /// The AF_XDP socket.
@@ -735,7 +777,7 @@ impl AfxdpWan {
     pub fn next_hop_mac(&self) -> Option<[u8; 6]> {
         match self.next_hop {
             NextHop::Static(m) => Some(m),
-            NextHop::Learn => self.learned,
+            NextHop::Learn => self.learned.get(),
         }
     }
 }
@@ -774,8 +816,8 @@ impl WanPort for AfxdpWan {
             }
             pipeline.decap_batch(Ingress::Frames(Link::Ethernet), frames, verdicts);
         });
-        if learned.is_some() {
-            self.learned = learned;
+        if let Some(mac) = learned {
+            self.learned.set(mac);
         }
         for (i, v) in verdicts.iter().enumerate() {
             if let Some(buf) = self.port.frame(&mut self.batch, i) {
@@ -858,6 +900,17 @@ unsafe fn chunk_of<'a>(umem: &'a Umem, desc: &mut FrameDesc) -> &'a mut [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learned_mac_round_trips() {
+        let cell = LearnedMac::new();
+        let other = cell.clone();
+        assert_eq!(other.get(), None);
+        cell.set([0, 1, 2, 3, 4, 0xff]);
+        assert_eq!(other.get(), Some([0, 1, 2, 3, 4, 0xff]));
+        cell.set([0; 6]);
+        assert_eq!(other.get(), Some([0; 6]), "an all-zero MAC is still a MAC");
+    }
 
     #[test]
     fn layout_constants() {

@@ -31,7 +31,51 @@ impl UdpPort {
     /// Bind to `local` (a specific address: it is the destination every received datagram
     /// had). Non-blocking.
     pub fn bind(local: SocketAddr) -> io::Result<Self> {
-        let sock = UdpSocket::bind(local)?;
+        Self::from_socket(UdpSocket::bind(local)?)
+    }
+
+    /// Bind one of several sockets to the same `local` address with `SO_REUSEPORT`, one per
+    /// worker: the kernel spreads datagrams over them by a hash of the 4-tuple, so all the
+    /// ESP of one peer's NAT mapping lands on one socket (the workers hand off the SAs they
+    /// do not own). Every socket sends from the same address and port.
+    pub fn bind_shared(local: SocketAddr) -> io::Result<Self> {
+        let family = if local.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket creation; the result is checked and owned below.
+        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let sock = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        // SAFETY: SO_REUSEPORT takes an int; `one` lives for the call.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+        let len = std_to_sockaddr(local, &mut name);
+        // SAFETY: name holds a sockaddr of `len` bytes for the call.
+        if unsafe { libc::bind(fd, (&raw const name).cast(), len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Self::from_socket(sock)
+    }
+
+    fn from_socket(sock: UdpSocket) -> io::Result<Self> {
         sock.set_nonblocking(true)?;
         let local = sock.local_addr()?;
         Ok(Self {
@@ -47,12 +91,6 @@ impl UdpPort {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
-    }
-
-    /// Another handle to the same socket, for the control plane to send IKE from the NAT-T
-    /// port (RFC 3948 §2.2) while the worker owns this one.
-    pub fn control_sender(&self) -> io::Result<UdpSocket> {
-        self.sock.try_clone()
     }
 
     /// Receive up to a batch of datagrams without blocking; returns how many.

@@ -56,6 +56,31 @@ impl Tun {
     /// `ipv6`, IPv6 is disabled on the interface before it comes up, so the kernel's link-local
     /// chatter (router solicitations, MLD reports) never reaches the tunnel.
     pub fn open(name: &str, mtu: u32, ipv6: bool) -> io::Result<Self> {
+        let tun = Self::attach(name, 0)?;
+        tun.setup(mtu, ipv6)?;
+        Ok(tun)
+    }
+
+    /// Open `queues` queues of one multi-queue TUN interface (`IFF_MULTI_QUEUE`): one
+    /// descriptor per worker. The kernel spreads the packets routed into the interface over
+    /// the queues by flow hash; each queue accepts writes independently. One queue is a plain
+    /// [`Tun::open`].
+    pub fn open_queues(name: &str, mtu: u32, ipv6: bool, queues: usize) -> io::Result<Vec<Self>> {
+        if queues <= 1 {
+            return Ok(vec![Self::open(name, mtu, ipv6)?]);
+        }
+        let first = Self::attach(name, libc::IFF_MULTI_QUEUE)?;
+        let mut all = Vec::with_capacity(queues);
+        for _ in 1..queues {
+            all.push(Self::attach(&first.name, libc::IFF_MULTI_QUEUE)?);
+        }
+        first.setup(mtu, ipv6)?;
+        all.insert(0, first);
+        Ok(all)
+    }
+
+    /// Open `/dev/net/tun` and attach it to interface `name` (created if needed).
+    fn attach(name: &str, extra_flags: libc::c_int) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -63,7 +88,7 @@ impl Tun {
             .open("/dev/net/tun")?;
         let mut req = IfReqFlags {
             name: ifname(name)?,
-            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            flags: (libc::IFF_TUN | libc::IFF_NO_PI | extra_flags) as libc::c_short,
             _pad: [0; 22],
         };
         // SAFETY: TUNSETIFF reads and writes an ifreq, which IfReqFlags lays out.
@@ -74,15 +99,17 @@ impl Tun {
         let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
-        let tun = Self { file, name };
+        Ok(Self { file, name })
+    }
+
+    fn setup(&self, mtu: u32, ipv6: bool) -> io::Result<()> {
         if !ipv6 {
             std::fs::write(
-                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", tun.name),
+                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.name),
                 "1",
             )?;
         }
-        tun.configure(mtu)?;
-        Ok(tun)
+        self.configure(mtu)
     }
 
     fn configure(&self, mtu: u32) -> io::Result<()> {

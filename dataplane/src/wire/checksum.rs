@@ -63,6 +63,20 @@ pub fn sum(data: &[u8]) -> u32 {
     fold128(acc)
 }
 
+/// [`sum`] of a 20-byte IPv4 header without options — every outer header the gateway receives
+/// and sends — as five big-endian 32-bit words added in 64 bits and folded: the same
+/// ones-complement sum, since 2^16 ≡ 1 (mod 2^16 − 1) (RFC 1071 §2 (C), "parallel
+/// summation"), in a handful of instructions instead of [`sum`]'s general loop.
+#[inline]
+pub fn sum_ipv4_header(h: &[u8; 20]) -> u32 {
+    let word = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    // Five 32-bit words: at most 35 bits, folded to 33, then to 32 bits.
+    let s = word(0) + word(4) + word(8) + word(12) + word(16);
+    let s = (s & 0xFFFF_FFFF) + (s >> 32);
+    let s = (s & 0xFFFF_FFFF) + (s >> 32);
+    u32::from(fold(s as u32))
+}
+
 /// Fold carries of a partial sum into 16 bits (RFC 1071 §4.1, "fold 32-bit sum to 16 bits").
 /// The result is **not** complemented.
 #[inline]
@@ -267,6 +281,11 @@ mod tests {
         #[test]
         fn sum_matches_naive(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(fold(sum(&data)), fold(naive(&data)));
+        }
+
+        #[test]
+        fn ipv4_header_sum_matches(h in any::<[u8; 20]>()) {
+            prop_assert_eq!(fold(sum_ipv4_header(&h)), fold(sum(&h)));
         }
 
         #[test]

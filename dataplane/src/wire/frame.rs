@@ -65,32 +65,71 @@ pub struct IpInfo {
     pub is_fragment: bool,
 }
 
-/// Facts common to both IP versions, taken from a checked header.
-struct IpLayer<'a> {
-    src: IpAddr,
-    dst: IpAddr,
-    protocol: u8,
-    header_len: usize,
-    total_len: usize,
-    is_fragment: bool,
-    ttl: u8,
-    tos: u8,
-    payload: &'a [u8],
+/// Where the parts of a UDP-in-IP frame are, as offsets into the frame: what
+/// [`locate_udp`] validates. No address is built — the pipeline's per-packet path reads the
+/// endpoints only when it needs them ([`udp_source`], [`udp_destination`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpLayout {
+    /// Offset of the IP header: 14 for [`Link::Ethernet`], 0 for [`Link::Ip`].
+    pub ip_offset: usize,
+    /// Offset of the UDP header.
+    pub udp_offset: usize,
+    /// Offset of the UDP payload.
+    pub payload_offset: usize,
+    /// UDP payload length (from the UDP length field; padding excluded).
+    pub payload_len: usize,
 }
 
-/// Parse and validate an IPv4 or IPv6 header. `expect` is the version the link layer
-/// announced, if any.
+/// Source address and port of a datagram whose IPv4/IPv6 header is at `ip_offset` and UDP
+/// header at `udp_offset` of `frame` (as [`locate_udp`] found them); `None` if `frame` is too
+/// short or the IP version is neither 4 nor 6.
 #[inline]
-fn ip_layer(
-    packet: &[u8],
-    expect: Option<u8>,
-    verify: Checksum,
-) -> Result<IpLayer<'_>, DropReason> {
+pub fn udp_source(frame: &[u8], ip_offset: usize, udp_offset: usize) -> Option<SocketAddr> {
+    endpoint(frame, ip_offset, (12..16, 8..24), udp_offset)
+}
+
+/// Destination address and port of a datagram, as [`udp_source`].
+#[inline]
+pub fn udp_destination(frame: &[u8], ip_offset: usize, udp_offset: usize) -> Option<SocketAddr> {
+    endpoint(frame, ip_offset, (16..20, 24..40), udp_offset + 2)
+}
+
+/// The address at `v4` or `v6` (by version) of the IP header at `ip`, and the port at `port`.
+#[inline]
+fn endpoint(
+    frame: &[u8],
+    ip: usize,
+    (v4, v6): (core::ops::Range<usize>, core::ops::Range<usize>),
+    port: usize,
+) -> Option<SocketAddr> {
+    let header = frame.get(ip..)?;
+    let addr: IpAddr = match header.first()? >> 4 {
+        4 => <[u8; 4]>::try_from(header.get(v4)?).ok()?.into(),
+        6 => <[u8; 16]>::try_from(header.get(v6)?).ok()?.into(),
+        _ => return None,
+    };
+    let port = <[u8; 2]>::try_from(frame.get(port..port + 2)?).ok()?;
+    Some(SocketAddr::new(addr, u16::from_be_bytes(port)))
+}
+
+/// The facts of a checked IP header that the fast path needs; addresses, TTL and TOS are
+/// read from the packet only by the callers that use them.
+#[derive(Debug, Clone, Copy)]
+struct IpHeader {
+    header_len: usize,
+    total_len: usize,
+    protocol: u8,
+    is_fragment: bool,
+    v6: bool,
+}
+
+/// Validate an IPv4 or IPv6 header. `expect` is the version the link layer announced, if any.
+#[inline(always)]
+fn ip_header(packet: &[u8], expect: Option<u8>, verify: Checksum) -> Result<IpHeader, DropReason> {
     let Some(&first) = packet.first() else {
         return Err(DropReason::TruncatedIp);
     };
-    let version = expect.unwrap_or(first >> 4);
-    match version {
+    match expect.unwrap_or(first >> 4) {
         4 => {
             let p = ipv4::Packet::new_checked(packet)?;
             // RFC 791 §3.1 / RFC 1122 §3.2.1.2: a datagram with a bad header checksum is
@@ -98,39 +137,37 @@ fn ip_layer(
             if verify == Checksum::Verify && !p.verify_checksum() {
                 return Err(DropReason::BadIpChecksum);
             }
-            let header_len = p.header_len();
-            let total_len = usize::from(p.total_len());
-            Ok(IpLayer {
-                src: p.src_addr().into(),
-                dst: p.dst_addr().into(),
+            Ok(IpHeader {
+                header_len: p.header_len(),
+                total_len: usize::from(p.total_len()),
                 protocol: p.protocol(),
-                header_len,
-                total_len,
                 is_fragment: p.is_fragment(),
-                ttl: p.ttl(),
-                tos: p.dscp_ecn(),
-                // In range: new_checked validated header_len ≤ total_len ≤ packet.len().
-                payload: packet.get(header_len..total_len).unwrap_or(&[]),
+                v6: false,
             })
         }
         6 => {
             let p = ipv6::Packet::new_checked(packet)?;
-            let payload_len = usize::from(p.payload_len());
-            Ok(IpLayer {
-                src: p.src_addr().into(),
-                dst: p.dst_addr().into(),
-                protocol: p.next_header(),
+            Ok(IpHeader {
                 header_len: ipv6::HEADER_LEN,
-                total_len: ipv6::HEADER_LEN + payload_len,
+                total_len: ipv6::HEADER_LEN + usize::from(p.payload_len()),
+                protocol: p.next_header(),
                 is_fragment: false,
-                ttl: p.hop_limit(),
-                tos: p.traffic_class(),
-                payload: packet
-                    .get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + payload_len)
-                    .unwrap_or(&[]),
+                v6: true,
             })
         }
         _ => Err(DropReason::BadIpVersion),
+    }
+}
+
+/// Source and destination of a header [`ip_header`] checked.
+#[inline]
+fn ip_addresses(packet: &[u8], v6: bool) -> (IpAddr, IpAddr) {
+    if v6 {
+        let p = ipv6::Packet::new_unchecked(packet);
+        (p.src_addr().into(), p.dst_addr().into())
+    } else {
+        let p = ipv4::Packet::new_unchecked(packet);
+        (p.src_addr().into(), p.dst_addr().into())
     }
 }
 
@@ -162,7 +199,9 @@ impl From<u16> for PortMatch {
 }
 
 /// Parse Ethernet (if `link == Ethernet`) → IPv4/IPv6 → UDP and check the UDP port against
-/// `port` (a plain `u16` means the destination port).
+/// `port` (a plain `u16` means the destination port); return the offsets (and, read from the
+/// checked headers, the endpoints, TTL and TOS). [`locate_udp`] does the same checks and
+/// returns only the offsets.
 ///
 /// Errors, in the order checked: [`DropReason::TruncatedEthernet`],
 /// [`DropReason::UnsupportedEthertype`] (neither IPv4 nor IPv6, VLAN tags included),
@@ -185,6 +224,39 @@ pub fn parse_udp(
     link: Link,
     port: impl Into<PortMatch>,
 ) -> Result<UdpFrame, DropReason> {
+    let l = locate_udp(frame, link, port)?;
+    // In range: locate_udp validated both headers inside `frame`.
+    let ip = frame.get(l.ip_offset..).unwrap_or(&[]);
+    let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+    let (src, dst) = ip_addresses(ip, v6);
+    let (ttl, tos) = if v6 {
+        let p = ipv6::Packet::new_unchecked(ip);
+        (p.hop_limit(), p.traffic_class())
+    } else {
+        let p = ipv4::Packet::new_unchecked(ip);
+        (p.ttl(), p.dscp_ecn())
+    };
+    let udp = udp::Datagram::new_unchecked(frame.get(l.udp_offset..).unwrap_or(&[]));
+    Ok(UdpFrame {
+        ip_offset: l.ip_offset,
+        udp_offset: l.udp_offset,
+        payload_offset: l.payload_offset,
+        payload_len: l.payload_len,
+        src: SocketAddr::new(src, udp.src_port()),
+        dst: SocketAddr::new(dst, udp.dst_port()),
+        ttl,
+        tos,
+    })
+}
+
+/// [`parse_udp`]'s checks (same errors, same order), returning only where the parts are:
+/// the pipeline's per-packet path, which builds no address unless it needs one.
+#[inline]
+pub fn locate_udp(
+    frame: &[u8],
+    link: Link,
+    port: impl Into<PortMatch>,
+) -> Result<UdpLayout, DropReason> {
     let (ip_offset, expect) = match link {
         Link::Ethernet => {
             let eth = ethernet::Frame::new_checked(frame)?;
@@ -198,30 +270,28 @@ pub fn parse_udp(
         Link::Ip => (0, None),
     };
     let packet = frame.get(ip_offset..).ok_or(DropReason::TruncatedIp)?;
-    let ip = ip_layer(packet, expect, Checksum::Verify)?;
+    let ip = ip_header(packet, expect, Checksum::Verify)?;
     if ip.is_fragment {
         return Err(DropReason::IpFragment);
     }
     if ip.protocol != IpProtocol::UDP {
-        if ip.src.is_ipv6() && ipv6::is_extension_header(ip.protocol) {
+        if ip.v6 && ipv6::is_extension_header(ip.protocol) {
             return Err(DropReason::Ipv6ExtensionHeader);
         }
         return Err(DropReason::NotUdp);
     }
-    let dg = udp::Datagram::new_checked(ip.payload)?;
+    // In range: the IP header checks guarantee header_len <= total_len <= packet.len().
+    let payload = packet.get(ip.header_len..ip.total_len).unwrap_or(&[]);
+    let dg = udp::Datagram::new_checked(payload)?;
     if !port.into().matches(dg.src_port(), dg.dst_port()) {
         return Err(DropReason::NotNattPort);
     }
     let udp_offset = ip_offset + ip.header_len;
-    Ok(UdpFrame {
+    Ok(UdpLayout {
         ip_offset,
         udp_offset,
         payload_offset: udp_offset + udp::HEADER_LEN,
         payload_len: usize::from(dg.len()) - udp::HEADER_LEN,
-        src: SocketAddr::new(ip.src, dg.src_port()),
-        dst: SocketAddr::new(ip.dst, dg.dst_port()),
-        ttl: ip.ttl,
-        tos: ip.tos,
     })
 }
 
@@ -245,10 +315,11 @@ enum Checksum {
 /// not cover and whose addresses teach the NAT mapping, are verified by [`parse_udp`].)
 #[inline]
 pub fn parse_ip(packet: &[u8]) -> Result<IpInfo, DropReason> {
-    let ip = ip_layer(packet, None, Checksum::Skip)?;
+    let ip = ip_header(packet, None, Checksum::Skip)?;
+    let (src, dst) = ip_addresses(packet, ip.v6);
     Ok(IpInfo {
-        src: ip.src,
-        dst: ip.dst,
+        src,
+        dst,
         protocol: ip.protocol,
         header_len: ip.header_len,
         total_len: ip.total_len,

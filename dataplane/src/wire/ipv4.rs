@@ -161,8 +161,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checksum", RFC 1071).
     #[inline]
     pub fn verify_checksum(&self) -> bool {
+        checksum::finish(self.header_sum()) == 0
+    }
+
+    /// Ones-complement sum of the header, options included (fast path without options).
+    #[inline]
+    fn header_sum(&self) -> u32 {
         let h = &self.buffer.as_ref()[..self.header_len()];
-        checksum::finish(checksum::sum(h)) == 0
+        match <&[u8; HEADER_LEN]>::try_from(h) {
+            Ok(h) => checksum::sum_ipv4_header(h),
+            Err(_) => checksum::sum(h),
+        }
     }
 
     /// Source address.
@@ -279,8 +288,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let len = self.header_len();
-        let c = checksum::finish(checksum::sum(&self.buffer.as_ref()[..len]));
+        let c = checksum::finish(self.header_sum());
         self.set_checksum(c);
     }
 

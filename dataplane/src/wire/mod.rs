@@ -18,7 +18,7 @@
 //! | [`ipv4`] | IPv4 header view (RFC 791) |
 //! | [`ipv6`] | IPv6 fixed header view (RFC 8200) |
 //! | [`udp`] | UDP datagram view (RFC 768) |
-//! | [`frame`] | whole-frame parse ([`parse_udp`], [`parse_ip`]) and emit ([`push_udp_ip`], [`push_ethernet`]) |
+//! | [`frame`] | whole-frame parse ([`parse_udp`], [`locate_udp`], [`parse_ip`]) and emit ([`push_udp_ip`], [`push_ethernet`]) |
 
 pub mod checksum;
 pub mod ethernet;
@@ -29,7 +29,8 @@ pub mod udp;
 
 pub use ethernet::{EtherType, MacAddr};
 pub use frame::{
-    IpInfo, Link, UdpFrame, parse_ip, parse_udp, push_ethernet, push_ethernet_type, push_udp_ip,
+    IpInfo, Link, UdpFrame, UdpLayout, locate_udp, parse_ip, parse_udp, push_ethernet,
+    push_ethernet_type, push_udp_ip, udp_destination, udp_source,
 };
 
 use crate::buf::NoRoom;
