@@ -34,6 +34,13 @@ pub(super) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// immediately retry").
 pub(super) const TEMPORARY_FAILURE_WAIT: Duration = Duration::from_secs(10);
 
+/// `t + d`, saturating at ten years from `t` (timer values come from configuration; an
+/// overflowing `Instant` would panic).
+pub(super) fn later(t: Instant, d: Duration) -> Instant {
+    const CAP: Duration = Duration::from_secs(10 * 365 * 86_400);
+    t.checked_add(d.min(CAP)).unwrap_or(t)
+}
+
 /// `ring`'s RNG as the codec's [`RandomSource`].
 pub(super) struct Rng<'a>(pub &'a dyn SecureRandom);
 
@@ -331,8 +338,8 @@ impl Engine {
             return (None, None);
         }
         let margin = margin.min(lifetime / 2);
-        let rekey = lifetime.saturating_sub(margin + self.jitter(margin));
-        (Some(now + rekey), Some(now + lifetime))
+        let rekey = lifetime.saturating_sub(margin.saturating_add(self.jitter(margin)));
+        (Some(later(now, rekey)), Some(later(now, lifetime)))
     }
 
     pub(super) fn drop_msg(&mut self, reason: &'static str) {
@@ -374,6 +381,13 @@ impl Engine {
             }
             if let Some(hs) = &sa.hs {
                 self.inbound_spis.remove(&hs.child_spi);
+            }
+            if let Some(Outstanding {
+                kind: Request::RekeyChild { new_inbound, .. },
+                ..
+            }) = &sa.outstanding
+            {
+                self.inbound_spis.remove(new_inbound);
             }
             if let (true, Some(ip)) = (sa.leased, sa.vip)
                 && let Some(pool) = self.pools.get_mut(&sa.conn)
@@ -595,7 +609,7 @@ impl Engine {
             bytes,
             kind,
             sent: 1,
-            next: now + base,
+            next: later(now, base),
         });
         Ok(())
     }
@@ -692,7 +706,7 @@ impl Engine {
             }
             // §2.1: same bytes, exponential backoff
             let factor = 1u32.checked_shl(out.sent).unwrap_or(u32::MAX);
-            out.next = now + timers.retransmit_base.saturating_mul(factor);
+            out.next = later(now, timers.retransmit_base.saturating_mul(factor));
             out.sent += 1;
             let bytes = out.bytes.clone();
             self.transmit(sa.local, sa.remote, bytes);
@@ -711,7 +725,7 @@ impl Engine {
                 bytes: vec![0xff],
                 kind: TransmitKind::Keepalive,
             });
-            sa.next_keepalive = Some(now + timers.keepalive.max(Duration::from_secs(1)));
+            sa.next_keepalive = Some(later(now, timers.keepalive.max(Duration::from_secs(1))));
         }
         if sa.expire_at.is_some_and(|t| now >= t) {
             sa.expire_at = None;
@@ -736,7 +750,7 @@ impl Engine {
         if !timers.dpd.is_zero()
             && sa.outstanding.is_none()
             && sa.queue.is_empty()
-            && now >= sa.last_heard + timers.dpd
+            && now >= later(sa.last_heard, timers.dpd)
         {
             // §1.4: an empty INFORMATIONAL request checks the peer is alive
             sa.queue.push_back(Intent::Dpd);

@@ -349,7 +349,7 @@ impl IkeSa {
                 at(self.rekey_at);
                 at(self.expire_at);
                 if !dpd.is_zero() && self.outstanding.is_none() && self.queue.is_empty() {
-                    at(Some(self.last_heard + dpd));
+                    at(Some(super::engine::later(self.last_heard, dpd)));
                 }
                 for c in &self.children {
                     at(c.rekey_at);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, auth_suites, esp_offer};
-use super::super::engine::{Engine, notify_name};
+use super::super::engine::{Engine, later, notify_name};
 use super::super::events::{Datagram, IkeEvent};
 use super::super::ike_sa::{Handshake, IkeSa, Intent, Phase, Request};
 use super::super::pool::Pool;
@@ -47,7 +47,8 @@ impl Engine {
         sa.last_heard = now;
         (sa.rekey_at, sa.expire_at) = self.lifetimes(now, t.ike_lifetime, t.rekey_margin);
         // RFC 3948 §4: only the side behind the NAT keeps the mapping alive
-        sa.next_keepalive = (sa.nat_local && !t.keepalive.is_zero()).then(|| now + t.keepalive);
+        sa.next_keepalive =
+            (sa.nat_local && !t.keepalive.is_zero()).then(|| later(now, t.keepalive));
         self.event(IkeEvent::IkeUp {
             conn: self.conn_name(sa.conn),
             ike_spi: sa.our_spi(),

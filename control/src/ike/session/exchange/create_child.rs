@@ -10,7 +10,7 @@ use std::time::Instant;
 use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, esp_offer};
-use super::super::engine::{Engine, TEMPORARY_FAILURE_WAIT, notify_name};
+use super::super::engine::{Engine, TEMPORARY_FAILURE_WAIT, later, notify_name};
 use super::super::ike_sa::{ChildState, Crypto, IkeSa, Intent, Phase, Request};
 use super::super::ts::{accept, narrow, payload};
 use super::Inner;
@@ -151,7 +151,10 @@ impl Engine {
         };
         let inner = Inner::new(&opened.inner);
         if let Some(n) = inner.error() {
-            let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+            let retry = later(
+                now,
+                TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT),
+            );
             match n.ty {
                 // §2.25: wait, then try again
                 NotifyType::TEMPORARY_FAILURE => {
@@ -317,7 +320,10 @@ impl Engine {
             return Err("unexpected_response");
         };
         let inner = Inner::new(&opened.inner);
-        let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+        let retry = later(
+            now,
+            TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT),
+        );
         if let Some(n) = inner.error() {
             if sa.phase == Phase::Established {
                 sa.rekey_at = match n.ty {
@@ -618,7 +624,7 @@ impl Engine {
         sa.successor = Some(new.our_spi());
         // the peer deletes the old IKE SA (§2.18); we forget it after its retransmissions
         sa.phase = Phase::Superseded {
-            until: now + self.retransmit_span(sa),
+            until: later(now, self.retransmit_span(sa)),
         };
         sa.queue.clear();
         self.put_back(new);
