@@ -28,6 +28,8 @@ use crate::ike::suite_names::{esp_name, ike_name};
 pub(super) const MAX_HALF_OPEN: usize = 4096;
 /// IKE SAs we keep at most.
 pub(super) const MAX_IKE_SAS: usize = 65_536;
+/// Child SAs one IKE SA holds at most (one pair per connection, plus pairs being replaced).
+pub(super) const MAX_CHILDREN: usize = 8;
 /// A responder SA waiting this long for IKE_AUTH is forgotten.
 pub(super) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// After TEMPORARY_FAILURE, wait at least this long before retrying (§2.25: "MUST NOT
@@ -539,7 +541,7 @@ impl Engine {
             // §2.21.2: a failed IKE_AUTH leaves no IKE SA
             self.close(sa, "invalid_syntax");
         }
-        self.after_request(now, sa);
+        self.pump(now, sa);
         result
     }
 
@@ -755,11 +757,6 @@ impl Engine {
             // §1.4: an empty INFORMATIONAL request checks the peer is alive
             sa.queue.push_back(Intent::Dpd);
         }
-        self.pump(now, sa);
-    }
-
-    /// After answering a request: start whatever it queued.
-    fn after_request(&mut self, now: Instant, sa: &mut IkeSa) {
         self.pump(now, sa);
     }
 }

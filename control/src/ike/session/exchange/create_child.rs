@@ -11,7 +11,9 @@ use std::time::Instant;
 use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, esp_offer};
-use super::super::engine::{Engine, TEMPORARY_FAILURE_WAIT, later, notify_name};
+use super::super::engine::{
+    Engine, MAX_CHILDREN, MAX_IKE_SAS, TEMPORARY_FAILURE_WAIT, later, notify_name,
+};
 use super::super::ike_sa::{
     ChildState, Collision, Crypto, IkeSa, Intent, Outstanding, Phase, Request,
 };
@@ -515,6 +517,10 @@ impl Engine {
         };
         let old_inbound = old.inbound_spi;
         let (allowed_local, allowed_remote) = (old.local_ts.clone(), old.remote_ts.clone());
+        if sa.children.len() >= MAX_CHILDREN {
+            // the peer replaces pairs faster than it deletes them
+            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        }
         match old.state {
             ChildState::Installed => {}
             // §2.25.1: rekeying an SA we are closing
@@ -619,6 +625,9 @@ impl Engine {
         let (Some(offer), Some(ni), Some(ke)) = (inner.sa, inner.nonce, inner.ke) else {
             return Err("missing_payload");
         };
+        if self.sas.len() >= MAX_IKE_SAS {
+            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        }
         let collision = match sa.outstanding.as_ref().map(|o| &o.kind) {
             // §2.25.2: our rekey of it is in flight: "reply as usual"; our response decides
             // which new IKE SA survives (§2.8.2)
