@@ -199,10 +199,10 @@ impl Engine {
                 data: our_auth.to_vec(),
             }),
         ];
-        self.establish(now, sa);
         if inner.notify(NotifyType::INITIAL_CONTACT).is_some() {
             self.initial_contact(sa);
         }
+        self.establish(now, sa);
         // the first child SA; failing it leaves the IKE SA up (§1.2)
         let (Some(offer), Some(tsi), Some(tsr)) = (inner.sa, inner.ts_i, inner.ts_r) else {
             return Ok(resp);
