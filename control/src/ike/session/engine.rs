@@ -20,7 +20,7 @@ use crate::ike::crypto::RandomSource;
 use crate::ike::crypto::sk::Opened;
 use crate::ike::header::ExchangeType;
 use crate::ike::message::{Message, parse_message};
-use crate::ike::payload::{NotifyPayload, NotifyType, Payload};
+use crate::ike::payload::{NotifyType, Payload};
 use crate::ike::suite_names::{esp_name, ike_name};
 
 /// Half-open responder SAs we keep at most (§2.6: beyond the cookie threshold they cost a
@@ -529,10 +529,7 @@ impl Engine {
             Ok(p) => (p, Ok(())),
             // §2.21: a request we cannot parse gets INVALID_SYNTAX.
             Err(reason) => (
-                vec![Payload::Notify(NotifyPayload::new(
-                    NotifyType::INVALID_SYNTAX,
-                    &[],
-                ))],
+                vec![super::exchange::notification(NotifyType::INVALID_SYNTAX)],
                 Err(reason),
             ),
         };

@@ -13,14 +13,14 @@ use super::super::events::{Datagram, IkeEvent};
 use super::super::ike_sa::{Handshake, IkeSa, Intent, Phase, Request};
 use super::super::pool::Pool;
 use super::super::ts::{accept, effective, narrow, payload};
-use super::Inner;
+use super::{Inner, notification};
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::crypto::keys::ChildSaKeys;
 use crate::ike::crypto::sk::Opened;
 use crate::ike::header::ExchangeType;
 use crate::ike::payload::{
-    AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, IdPayload, NotifyPayload,
-    NotifyType, Payload,
+    AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, IdPayload, NotifyType,
+    Payload,
 };
 use crate::ike::proposal::{accept_esp_reply, select_esp};
 
@@ -31,10 +31,6 @@ fn config_address(cp: &ConfigPayload) -> Option<IpAddr> {
         ConfigAttribute::INTERNAL_IP6_ADDRESS => a.as_ipv6_address().map(|(ip, _)| IpAddr::V6(ip)),
         _ => None,
     })
-}
-
-fn notify(ty: NotifyType) -> Payload {
-    Payload::Notify(NotifyPayload::new(ty, &[]))
 }
 
 impl Engine {
@@ -77,7 +73,7 @@ impl Engine {
         let mut p = vec![
             Payload::IdI(idi),
             // §2.4: we hold no other IKE SA with this peer
-            notify(NotifyType::INITIAL_CONTACT),
+            notification(NotifyType::INITIAL_CONTACT),
         ];
         if let Some(id) = &conn.remote_id {
             p.push(Payload::IdR(IdPayload::new(id)));
@@ -176,7 +172,7 @@ impl Engine {
             // §2.21.2: AUTHENTICATION_FAILED, and no IKE SA
             self.drop_msg("authentication_failed");
             self.close(sa, "authentication_failed");
-            return Ok(vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
+            return Ok(vec![notification(NotifyType::AUTHENTICATION_FAILED)]);
         };
         sa.conn = idx;
         sa.remote_id = Some(identity.clone());
@@ -220,13 +216,13 @@ impl Engine {
                     sa.leased = true;
                 }
                 None => {
-                    resp.push(notify(NotifyType::INTERNAL_ADDRESS_FAILURE));
+                    resp.push(notification(NotifyType::INTERNAL_ADDRESS_FAILURE));
                     return Ok(resp);
                 }
             }
         }
         let Ok(chosen) = select_esp(offer, &auth_suites(&conn.esp)) else {
-            resp.push(notify(NotifyType::NO_PROPOSAL_CHOSEN));
+            resp.push(notification(NotifyType::NO_PROPOSAL_CHOSEN));
             return Ok(resp);
         };
         let remote_allowed = match sa.vip {
@@ -236,7 +232,7 @@ impl Engine {
         let local_ts = narrow(tsr, &effective(&conn.local_ts));
         let remote_ts = narrow(tsi, &remote_allowed);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            resp.push(notify(NotifyType::TS_UNACCEPTABLE));
+            resp.push(notification(NotifyType::TS_UNACCEPTABLE));
             return Ok(resp);
         }
         let keys = ChildSaKeys::derive(suite.prf, &sk_d, &chosen.suite, None, &hs.ni, &hs.nr)

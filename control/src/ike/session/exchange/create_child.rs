@@ -18,7 +18,7 @@ use super::super::ike_sa::{
     ChildState, Collision, Crypto, IkeSa, Intent, Outstanding, Phase, Request,
 };
 use super::super::ts::{accept, narrow, payload};
-use super::Inner;
+use super::{Inner, notification};
 use crate::ike::IkeError;
 use crate::ike::crypto::dh::{KeyExchange, check_ke};
 use crate::ike::crypto::keys::{ChildSaKeys, IkeSaKeys, skeyseed_rekey};
@@ -27,10 +27,6 @@ use crate::ike::crypto::transform::DhGroup;
 use crate::ike::header::ExchangeType;
 use crate::ike::payload::{KePayload, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload};
 use crate::ike::proposal::{accept_esp_reply, accept_ike_reply, select_esp, select_ike};
-
-fn notify(ty: NotifyType) -> Payload {
-    Payload::Notify(NotifyPayload::new(ty, &[]))
-}
 
 fn ke_payload(ke: &KeyExchange) -> Payload {
     Payload::Ke(KePayload {
@@ -476,7 +472,7 @@ impl Engine {
         let inner = Inner::new(&opened.inner);
         if sa.phase != Phase::Established {
             // §2.25.1: we are closing this IKE SA
-            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
         }
         let is_ike = inner
             .sa
@@ -487,7 +483,7 @@ impl Engine {
         match inner.notify(NotifyType::REKEY_SA) {
             Some(r) => self.child_rekey_request(now, sa, &inner, &r.spi),
             // one child per IKE SA: that is what a connection describes
-            None => Ok(vec![notify(NotifyType::NO_ADDITIONAL_SAS)]),
+            None => Ok(vec![notification(NotifyType::NO_ADDITIONAL_SAS)]),
         }
     }
 
@@ -519,13 +515,13 @@ impl Engine {
         let (allowed_local, allowed_remote) = (old.local_ts.clone(), old.remote_ts.clone());
         if sa.children.len() >= MAX_CHILDREN {
             // the peer replaces pairs faster than it deletes them
-            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
         }
         match old.state {
             ChildState::Installed => {}
             // §2.25.1: rekeying an SA we are closing
             ChildState::Deleting | ChildState::Rekeyed => {
-                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
             }
             // §2.25.1: our rekey of it is in flight: "reply as usual"; our response decides
             // which new pair survives (§2.8.1)
@@ -536,7 +532,7 @@ impl Engine {
                         if *o == old_inbound
                 );
                 if !ours {
-                    return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                    return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
                 }
             }
         }
@@ -546,7 +542,7 @@ impl Engine {
             .map(|c| c.esp.clone())
             .unwrap_or_default();
         let Ok(chosen) = select_esp(offer, &suites) else {
-            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return Ok(vec![notification(NotifyType::NO_PROPOSAL_CHOSEN)]);
         };
         let mut ke_r = None;
         let shared = match chosen.suite.dh {
@@ -567,7 +563,7 @@ impl Engine {
         let local_ts = narrow(tsr, &allowed_local);
         let remote_ts = narrow(tsi, &allowed_remote);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return Ok(vec![notify(NotifyType::TS_UNACCEPTABLE)]);
+            return Ok(vec![notification(NotifyType::TS_UNACCEPTABLE)]);
         }
         let c = sa.crypto.as_ref().ok_or("unexpected_exchange")?;
         let nr = self.nonce()?;
@@ -626,7 +622,7 @@ impl Engine {
             return Err("missing_payload");
         };
         if self.sas.len() >= MAX_IKE_SAS {
-            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
         }
         let collision = match sa.outstanding.as_ref().map(|o| &o.kind) {
             // §2.25.2: our rekey of it is in flight: "reply as usual"; our response decides
@@ -634,7 +630,7 @@ impl Engine {
             Some(Request::RekeyIke { .. }) => true,
             // a child exchange of ours is in flight on this IKE SA: finish it first (§2.25)
             Some(Request::RekeyChild { .. } | Request::DeleteChild { .. }) => {
-                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
             }
             _ => false,
         };
@@ -644,7 +640,7 @@ impl Engine {
             .map(|c| c.ike.clone())
             .unwrap_or_default();
         let Ok(chosen) = select_ike(offer, &suites) else {
-            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return Ok(vec![notification(NotifyType::NO_PROPOSAL_CHOSEN)]);
         };
         let peer_spi = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
             .ok()
