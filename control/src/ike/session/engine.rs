@@ -737,13 +737,18 @@ impl Engine {
             sa.queue.push_back(Intent::RekeyIke);
         }
         for c in &mut sa.children {
-            if c.expire_at.is_some_and(|t| now >= t) && c.state != ChildState::Deleting {
+            // a passed deadline is always cleared, so poll_timeout never stays in the past
+            if c.expire_at.is_some_and(|t| now >= t) {
                 c.expire_at = None;
                 c.rekey_at = None;
-                sa.queue.push_back(Intent::DeleteChild(c.inbound_spi));
-            } else if c.rekey_at.is_some_and(|t| now >= t) && c.state == ChildState::Installed {
+                if c.state != ChildState::Deleting {
+                    sa.queue.push_back(Intent::DeleteChild(c.inbound_spi));
+                }
+            } else if c.rekey_at.is_some_and(|t| now >= t) {
                 c.rekey_at = None;
-                sa.queue.push_back(Intent::RekeyChild(c.inbound_spi));
+                if c.state == ChildState::Installed {
+                    sa.queue.push_back(Intent::RekeyChild(c.inbound_spi));
+                }
             }
         }
         if !timers.dpd.is_zero()

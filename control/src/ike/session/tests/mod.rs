@@ -215,6 +215,10 @@ impl Net {
                     self.a.handle_timeout(self.now);
                     self.b.handle_timeout(self.now);
                     self.run();
+                    // a deadline that stays in the past would make a runtime spin
+                    for e in [&self.a, &self.b] {
+                        assert!(e.poll_timeout().is_none_or(|t| t > self.now), "stuck timer");
+                    }
                 }
                 _ => break,
             }
