@@ -427,8 +427,11 @@ impl Engine {
         sa.phase = Phase::Gone;
     }
 
-    /// Remove one child: ChildDown if announced, SPI released.
-    pub(super) fn remove_child(&mut self, sa: &mut IkeSa, inbound: u32) {
+    /// Remove one child: ChildDown if announced, SPI released. When we removed the last one
+    /// (our delete at expiry, or the peer no longer had it), the IKE SA has nothing to carry
+    /// (a connection is one child SA): it is deleted, and an initiating runtime can start
+    /// afresh. After a delete by the peer, what happens to the IKE SA is the peer's call.
+    pub(super) fn remove_child(&mut self, sa: &mut IkeSa, inbound: u32, by_peer: bool) {
         if let Some(pos) = sa.children.iter().position(|c| c.inbound_spi == inbound) {
             let c = sa.children.remove(pos);
             self.inbound_spis.remove(&c.inbound_spi);
@@ -440,6 +443,14 @@ impl Engine {
                     outbound_spi: c.outbound_spi,
                 });
             }
+        }
+        if !by_peer
+            && sa.children.is_empty()
+            && sa.phase == Phase::Established
+            && !sa.queue.contains(&Intent::DeleteIke)
+        {
+            sa.delete_reason = "no_child";
+            sa.queue.push_back(Intent::DeleteIke);
         }
     }
 
@@ -668,7 +679,7 @@ impl Engine {
                 Ok(())
             }
             Request::DeleteChild { inbound } => {
-                self.remove_child(sa, inbound);
+                self.remove_child(sa, inbound, false);
                 Ok(())
             }
             kind @ Request::RekeyChild { .. } => self.child_rekey_response(now, sa, kind, &opened),
@@ -711,6 +722,7 @@ impl Engine {
             self.transmit(sa.local, sa.remote, bytes);
         }
         if sa.phase != Phase::Established {
+            self.pump(now, sa);
             return;
         }
         if let Some(t) = sa.next_keepalive

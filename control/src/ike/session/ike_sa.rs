@@ -362,6 +362,10 @@ impl IkeSa {
             }
         };
         at(self.outstanding.as_ref().map(|o| o.next));
+        if self.outstanding.is_none() && !self.queue.is_empty() {
+            // requests waiting for the window (e.g. moved here by an IKE rekey): now
+            at(Some(self.last_heard));
+        }
         match self.phase {
             Phase::HalfOpen { deadline } => at(Some(deadline)),
             Phase::Superseded { until } => at(Some(until)),

@@ -173,7 +173,7 @@ impl Engine {
                 // §2.25: "silently delete the Child SA"
                 NotifyType::CHILD_SA_NOT_FOUND => {
                     self.inbound_spis.remove(&new_inbound);
-                    self.remove_child(sa, old_inbound);
+                    self.remove_child(sa, old_inbound, false);
                 }
                 // §1.3: retry with the group the peer wants
                 NotifyType::INVALID_KE_PAYLOAD => {
@@ -408,6 +408,7 @@ impl Engine {
                 sa.delete_reason = "rekeyed";
                 sa.queue.clear();
                 sa.queue.push_back(Intent::DeleteIke);
+                self.pump(now, &mut ours);
                 self.put_back(ours);
             }
         }
@@ -441,6 +442,12 @@ impl Engine {
     /// IkeUp; `old` points at it (for late deletes of moved children).
     fn take_over(&mut self, now: Instant, old: &mut IkeSa, new: &mut IkeSa) {
         new.children = std::mem::take(&mut old.children);
+        // pending child work (deletes of replaced or redundant pairs, rekeys) moves along
+        new.queue = old
+            .queue
+            .drain(..)
+            .filter(|i| matches!(i, Intent::DeleteChild(_) | Intent::RekeyChild(_)))
+            .collect();
         new.vip = old.vip;
         new.leased = std::mem::replace(&mut old.leased, false);
         self.establish(now, new);
@@ -449,7 +456,7 @@ impl Engine {
 
     /// The peer's rekey of `old` won: the new IKE SA it made (`created`, ours in the table)
     /// takes over, and the peer deletes `old` (§2.18).
-    fn adopt(&mut self, now: Instant, old: &mut IkeSa, created: u64) {
+    pub(in crate::ike::session) fn adopt(&mut self, now: Instant, old: &mut IkeSa, created: u64) {
         if let Some(mut new) = self.take(created) {
             self.take_over(now, old, &mut new);
             self.put_back(new);

@@ -187,7 +187,7 @@ fn initial_contact_replaces_a_stale_sa() {
 #[test]
 fn refused_rekey_ends_in_expiry() {
     // the client wants PFS on rekeys, the gateway does not: the rekey is refused, the child
-    // expires and is deleted; the IKE SA stays
+    // expires and is deleted, and the IKE SA, left with nothing to carry, goes too
     let mut a = client_conn();
     a.esp = vec![crate::ike::crypto::transform::EspSuite {
         dh: Some(crate::ike::crypto::transform::DhGroup::Curve25519),
@@ -202,10 +202,15 @@ fn refused_rekey_ends_in_expiry() {
     assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
     assert_eq!(net.a.list()[0].children[0].rekey_in, None);
     net.advance(Duration::from_secs(60));
-    assert_eq!(net.kinds(Side::A), ["ike_up", "child_up", "child_down"]);
-    assert_eq!(net.kinds(Side::B), ["ike_up", "child_up", "child_down"]);
-    assert_eq!(net.a.list()[0].state, "established");
-    assert!(net.a.list()[0].children.is_empty());
+    for side in [Side::A, Side::B] {
+        assert_eq!(
+            net.kinds(side),
+            ["ike_up", "child_up", "child_down", "ike_down"]
+        );
+    }
+    assert_eq!(net.down_reasons(Side::A), ["no_child"]);
+    assert_eq!(net.down_reasons(Side::B), ["deleted_by_peer"]);
+    assert!(net.a.list().is_empty() && net.b.list().is_empty());
 }
 
 #[test]
