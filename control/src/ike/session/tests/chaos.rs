@@ -81,6 +81,10 @@ proptest::proptest! {
                     net.run();
                 }
             }
+            // now and then the NAT forgets its mappings (§2.23: the peer must follow)
+            if replay % 7 == 1 && let Some(nat) = &mut net.nat {
+                nat.rebind();
+            }
             // the runtime brings the tunnel back when it died
             if net.a.list().is_empty() {
                 net.initiate();
@@ -122,6 +126,10 @@ proptest::proptest! {
             proptest::prop_assert_eq!(child.len(), 1, "{:?}", side);
         }
         let (la, lb) = (net.a.list(), net.b.list());
+        // the gateway talks to the client's current NAT mapping
+        let nat = net.nat.as_ref().unwrap();
+        let public = nat.ports.get(&4500).copied();
+        proptest::prop_assert_eq!(Some(lb[0].remote), public.map(|p| SocketAddr::new(ip(NAT_PUBLIC), p)));
         proptest::prop_assert_eq!(&la[0].our_spi, &lb[0].their_spi);
         proptest::prop_assert_eq!(la[0].children[0].inbound_spi, lb[0].children[0].outbound_spi);
         proptest::prop_assert_eq!(la[0].children[0].outbound_spi, lb[0].children[0].inbound_spi);
