@@ -116,7 +116,7 @@ impl Lab {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.ss_run.join(&self.charon_ns).join("run/charon.log"))
+        std::fs::read_to_string(self.ss_run.join(&self.charon_ns).join("charon.log"))
             .unwrap_or_default()
     }
 }
@@ -241,6 +241,58 @@ impl Node {
             })
             .unwrap()
     }
+}
+
+impl Node {
+    /// key ‖ salt of the last ChildUp: (inbound, outbound).
+    fn last_keys(&self) -> (Vec<u8>, Vec<u8>) {
+        self.events()
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                IkeEvent::ChildUp {
+                    inbound, outbound, ..
+                } => Some((
+                    [inbound.key.key(), &inbound.key.salt()].concat(),
+                    [outbound.key.key(), &outbound.key.salt()].concat(),
+                )),
+                _ => None,
+            })
+            .unwrap()
+    }
+}
+
+/// The child SA keys charon logged (`chd = 4`), in order: (initiator's, responder's) key ‖
+/// salt, "initiator" being whoever started the exchange that made the child (RFC 7296 §2.17).
+fn ss_child_keys(log: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut keys = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    for line in log.lines() {
+        let body = line.split_once("] ").map_or("", |(_, b)| b);
+        if body.starts_with("encryption initiator key =>")
+            || body.starts_with("encryption responder key =>")
+        {
+            pending.extend(current.take());
+            current = Some(Vec::new());
+            continue;
+        }
+        match (&mut current, body.trim_start().split_once(": ")) {
+            (Some(k), Some((off, rest))) if off.chars().all(|c| c.is_ascii_digit()) => {
+                let hex = rest.split("  ").next().unwrap_or("");
+                for b in hex.split_whitespace() {
+                    k.push(u8::from_str_radix(b, 16).unwrap());
+                }
+            }
+            _ => pending.extend(current.take()),
+        }
+        if pending.len() == 2 {
+            let r = pending.pop().unwrap();
+            let i = pending.pop().unwrap();
+            keys.push((i, r));
+        }
+    }
+    keys
 }
 
 impl Drop for Node {
@@ -381,8 +433,10 @@ fn strongswan_initiates_to_the_engine() {
     );
     assert!(sas.contains("local  10.99.0.1/32"), "{sas}");
     assert!(sas.contains("remote 10.9.0.0/24"), "{sas}");
-    // strongSwan's inbound is our outbound and vice versa
+    // strongSwan's inbound is our outbound and vice versa; its initiator key is our inbound
     assert_eq!(ss_spis(&sas), [(outb, inb)], "{sas}");
+    let (k_in, k_out) = node.last_keys();
+    assert_eq!(ss_child_keys(&lab.log()), [(k_in, k_out)]);
     let info = &node.list()[0];
     assert!(info.nat_remote, "strongSwan is behind the NAT: {info:?}");
     assert_eq!(info.local.port(), 4500);
@@ -397,6 +451,8 @@ fn strongswan_initiates_to_the_engine() {
     assert_ne!(inb2, inb);
     let sas = lab.ctl("--list-sas", &[]);
     assert_eq!(ss_spis(&sas), [(outb2, inb2)], "{sas}");
+    let (k_in, k_out) = node.last_keys();
+    assert_eq!(ss_child_keys(&lab.log()).last(), Some(&(k_in, k_out)));
 
     // --- IKE rekey started by strongSwan: the child moves to the new IKE SA ---
     lab.ctl("--rekey", &["--ike", "gcm128"]);
@@ -486,9 +542,16 @@ fn engine_initiates_to_strongswan() {
     std::thread::sleep(Duration::from_millis(300));
     let sas = lab.ctl("--list-sas", &[]);
     assert_eq!(ss_spis(&sas), [(outb2, inb2)], "{sas}");
+    let (k_in, k_out) = node.last_keys();
+    assert_eq!(ss_child_keys(&lab.log()).last(), Some(&(k_out, k_in)));
     node.wait("IKE rekey", 40, &lab, |k| k.contains(&"ike_down"));
     assert_eq!(node.list().len(), 1);
     assert!(node.kinds().iter().filter(|k| **k == "ike_up").count() == 2);
+    // a child rekey under the new IKE SA (keys from its SK_d)
+    let ups = |k: &[&str]| k.iter().filter(|x| **x == "child_up").count();
+    let n = ups(&node.kinds());
+    node.wait("child rekey after IKE rekey", 15, &lab, |k| ups(k) > n);
+    std::thread::sleep(Duration::from_millis(300));
     // keepalives from behind the NAT
     assert!(*node.keepalives.lock().unwrap() >= 10);
     // the tunnel is still there on strongSwan's side
@@ -496,6 +559,9 @@ fn engine_initiates_to_strongswan() {
     assert!(sas.contains("ESTABLISHED"), "{sas}");
     let (inb3, outb3, _) = node.last_child();
     assert_eq!(ss_spis(&sas), [(outb3, inb3)], "{sas}");
+    // children rekeyed under the new IKE SA (its SK_d) still agree with strongSwan
+    let (k_in, k_out) = node.last_keys();
+    assert_eq!(ss_child_keys(&lab.log()).last(), Some(&(k_out, k_in)));
     node.cmds.send(Cmd::Terminate("gw")).unwrap();
     node.wait("delete", 10, &lab, |k| {
         k.last() == Some(&"ike_down") && k.iter().filter(|x| **x == "ike_down").count() == 2

@@ -20,7 +20,7 @@ use crate::ike::crypto::RandomSource;
 use crate::ike::crypto::sk::Opened;
 use crate::ike::header::ExchangeType;
 use crate::ike::message::{Message, parse_message};
-use crate::ike::payload::{NotifyPayload, NotifyType, Payload};
+use crate::ike::payload::{NotifyType, Payload};
 use crate::ike::suite_names::{esp_name, ike_name};
 
 /// Half-open responder SAs we keep at most (§2.6: beyond the cookie threshold they cost a
@@ -28,11 +28,20 @@ use crate::ike::suite_names::{esp_name, ike_name};
 pub(super) const MAX_HALF_OPEN: usize = 4096;
 /// IKE SAs we keep at most.
 pub(super) const MAX_IKE_SAS: usize = 65_536;
+/// Child SAs one IKE SA holds at most (one pair per connection, plus pairs being replaced).
+pub(super) const MAX_CHILDREN: usize = 8;
 /// A responder SA waiting this long for IKE_AUTH is forgotten.
 pub(super) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// After TEMPORARY_FAILURE, wait at least this long before retrying (§2.25: "MUST NOT
 /// immediately retry").
 pub(super) const TEMPORARY_FAILURE_WAIT: Duration = Duration::from_secs(10);
+
+/// `t + d`, saturating at ten years from `t` (timer values come from configuration; an
+/// overflowing `Instant` would panic).
+pub(super) fn later(t: Instant, d: Duration) -> Instant {
+    const CAP: Duration = Duration::from_secs(10 * 365 * 86_400);
+    t.checked_add(d.min(CAP)).unwrap_or(t)
+}
 
 /// `ring`'s RNG as the codec's [`RandomSource`].
 pub(super) struct Rng<'a>(pub &'a dyn SecureRandom);
@@ -331,8 +340,8 @@ impl Engine {
             return (None, None);
         }
         let margin = margin.min(lifetime / 2);
-        let rekey = lifetime.saturating_sub(margin + self.jitter(margin));
-        (Some(now + rekey), Some(now + lifetime))
+        let rekey = lifetime.saturating_sub(margin.saturating_add(self.jitter(margin)));
+        (Some(later(now, rekey)), Some(later(now, lifetime)))
     }
 
     pub(super) fn drop_msg(&mut self, reason: &'static str) {
@@ -375,6 +384,13 @@ impl Engine {
             if let Some(hs) = &sa.hs {
                 self.inbound_spis.remove(&hs.child_spi);
             }
+            if let Some(Outstanding {
+                kind: Request::RekeyChild { new_inbound, .. },
+                ..
+            }) = &sa.outstanding
+            {
+                self.inbound_spis.remove(new_inbound);
+            }
             if let (true, Some(ip)) = (sa.leased, sa.vip)
                 && let Some(pool) = self.pools.get_mut(&sa.conn)
             {
@@ -411,8 +427,11 @@ impl Engine {
         sa.phase = Phase::Gone;
     }
 
-    /// Remove one child: ChildDown if announced, SPI released.
-    pub(super) fn remove_child(&mut self, sa: &mut IkeSa, inbound: u32) {
+    /// Remove one child: ChildDown if announced, SPI released. When we removed the last one
+    /// (our delete at expiry, or the peer no longer had it), the IKE SA has nothing to carry
+    /// (a connection is one child SA): it is deleted, and an initiating runtime can start
+    /// afresh. After a delete by the peer, what happens to the IKE SA is the peer's call.
+    pub(super) fn remove_child(&mut self, sa: &mut IkeSa, inbound: u32, by_peer: bool) {
         if let Some(pos) = sa.children.iter().position(|c| c.inbound_spi == inbound) {
             let c = sa.children.remove(pos);
             self.inbound_spis.remove(&c.inbound_spi);
@@ -424,6 +443,14 @@ impl Engine {
                     outbound_spi: c.outbound_spi,
                 });
             }
+        }
+        if !by_peer
+            && sa.children.is_empty()
+            && sa.phase == Phase::Established
+            && !sa.queue.contains(&Intent::DeleteIke)
+        {
+            sa.delete_reason = "no_child";
+            sa.queue.push_back(Intent::DeleteIke);
         }
     }
 
@@ -513,10 +540,7 @@ impl Engine {
             Ok(p) => (p, Ok(())),
             // §2.21: a request we cannot parse gets INVALID_SYNTAX.
             Err(reason) => (
-                vec![Payload::Notify(NotifyPayload::new(
-                    NotifyType::INVALID_SYNTAX,
-                    &[],
-                ))],
+                vec![super::exchange::notification(NotifyType::INVALID_SYNTAX)],
                 Err(reason),
             ),
         };
@@ -525,7 +549,7 @@ impl Engine {
             // §2.21.2: a failed IKE_AUTH leaves no IKE SA
             self.close(sa, "invalid_syntax");
         }
-        self.after_request(now, sa);
+        self.pump(now, sa);
         result
     }
 
@@ -595,7 +619,7 @@ impl Engine {
             bytes,
             kind,
             sent: 1,
-            next: now + base,
+            next: later(now, base),
         });
         Ok(())
     }
@@ -655,7 +679,7 @@ impl Engine {
                 Ok(())
             }
             Request::DeleteChild { inbound } => {
-                self.remove_child(sa, inbound);
+                self.remove_child(sa, inbound, false);
                 Ok(())
             }
             kind @ Request::RekeyChild { .. } => self.child_rekey_response(now, sa, kind, &opened),
@@ -692,12 +716,13 @@ impl Engine {
             }
             // §2.1: same bytes, exponential backoff
             let factor = 1u32.checked_shl(out.sent).unwrap_or(u32::MAX);
-            out.next = now + timers.retransmit_base.saturating_mul(factor);
+            out.next = later(now, timers.retransmit_base.saturating_mul(factor));
             out.sent += 1;
             let bytes = out.bytes.clone();
             self.transmit(sa.local, sa.remote, bytes);
         }
         if sa.phase != Phase::Established {
+            self.pump(now, sa);
             return;
         }
         if let Some(t) = sa.next_keepalive
@@ -711,7 +736,7 @@ impl Engine {
                 bytes: vec![0xff],
                 kind: TransmitKind::Keepalive,
             });
-            sa.next_keepalive = Some(now + timers.keepalive.max(Duration::from_secs(1)));
+            sa.next_keepalive = Some(later(now, timers.keepalive.max(Duration::from_secs(1))));
         }
         if sa.expire_at.is_some_and(|t| now >= t) {
             sa.expire_at = None;
@@ -724,28 +749,28 @@ impl Engine {
             sa.queue.push_back(Intent::RekeyIke);
         }
         for c in &mut sa.children {
-            if c.expire_at.is_some_and(|t| now >= t) && c.state != ChildState::Deleting {
+            // a passed deadline is always cleared, so poll_timeout never stays in the past
+            if c.expire_at.is_some_and(|t| now >= t) {
                 c.expire_at = None;
                 c.rekey_at = None;
-                sa.queue.push_back(Intent::DeleteChild(c.inbound_spi));
-            } else if c.rekey_at.is_some_and(|t| now >= t) && c.state == ChildState::Installed {
+                if c.state != ChildState::Deleting {
+                    sa.queue.push_back(Intent::DeleteChild(c.inbound_spi));
+                }
+            } else if c.rekey_at.is_some_and(|t| now >= t) {
                 c.rekey_at = None;
-                sa.queue.push_back(Intent::RekeyChild(c.inbound_spi));
+                if c.state == ChildState::Installed {
+                    sa.queue.push_back(Intent::RekeyChild(c.inbound_spi));
+                }
             }
         }
         if !timers.dpd.is_zero()
             && sa.outstanding.is_none()
             && sa.queue.is_empty()
-            && now >= sa.last_heard + timers.dpd
+            && now >= later(sa.last_heard, timers.dpd)
         {
             // §1.4: an empty INFORMATIONAL request checks the peer is alive
             sa.queue.push_back(Intent::Dpd);
         }
-        self.pump(now, sa);
-    }
-
-    /// After answering a request: start whatever it queued.
-    fn after_request(&mut self, now: Instant, sa: &mut IkeSa) {
         self.pump(now, sa);
     }
 }

@@ -75,7 +75,13 @@ pub enum IkeEvent {
     IkeDown {
         conn: String,
         ike_spi: u64,
-        /// Stable name: `terminated`, `deleted_by_peer`, `peer_timeout`, `rekeyed`, ...
+        /// Stable name: `terminated` (by us), `deleted_by_peer`, `peer_timeout` (no answer
+        /// after the retransmissions, §2.4), `rekeyed` (replaced, §2.18), `expired` (IKE
+        /// lifetime ran out without a rekey), `no_child` (its child SA could not be kept),
+        /// `initial_contact` (the peer started afresh, §2.4), or why a handshake failed:
+        /// `authentication_failed`, `no_proposal_chosen`, `invalid_ke_payload`,
+        /// `ts_unacceptable`, `internal_address_failure`, `failed_cp_required`, `id_mismatch`,
+        /// `missing_payload`, ...
         reason: &'static str,
     },
     /// A child SA pair to install.
@@ -104,7 +110,13 @@ pub enum IkeEvent {
         ike_spi: u64,
         remote: SocketAddr,
     },
-    /// A message was discarded (or refused without creating state); `reason` is stable.
+    /// A message was discarded (or refused without creating state); `reason` is stable:
+    /// a parse or crypto error ([`IkeError`](crate::ike::IkeError) names such as
+    /// `truncated_header`, `integrity_check_failed`), or `unknown_spi`, `bad_header`,
+    /// `unexpected_response`, `unexpected_exchange`, `message_id_old`, `message_id_ahead`
+    /// (§2.2), `missing_payload`, `init_retransmit`, `no_matching_conn`, `cookie_required`
+    /// (§2.6), `half_open_limit`, `ike_sa_limit`, `half_open_timeout`, and refusals we
+    /// answered: `no_proposal_chosen`, `invalid_ke_payload`, `authentication_failed`, ...
     Dropped { reason: &'static str },
 }
 

@@ -105,15 +105,36 @@ pub(super) enum Request {
         remote_ts: Vec<IpPrefix>,
         ni: Vec<u8>,
         ke: Option<KeyExchange>,
-        /// Lost a collision (§2.8.1): delete what the response creates.
-        abandoned: bool,
+        /// The peer rekeyed the same child meanwhile and we answered (§2.8.1).
+        collision: Option<Collision>,
     },
     RekeyIke {
         new_spi: [u8; 8],
         ni: Vec<u8>,
         ke: Option<KeyExchange>,
-        abandoned: bool,
+        collision: Option<Collision>,
     },
+}
+
+/// The peer's simultaneous rekey of the same SA, which we answered: its nonces decide with
+/// ours which new SA survives (§2.8.1, §2.8.2), and what it created.
+pub(super) struct Collision {
+    /// The peer's Ni and our Nr of its exchange.
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// What the peer's exchange created: our inbound SPI of the new child, or our SPI of the
+    /// new IKE SA.
+    pub created: u64,
+}
+
+impl Collision {
+    /// §2.8.1: "the SA created with the lowest of the four nonces" is redundant. True when
+    /// that is ours (the exchange with `our_ni`, `their_nr`).
+    pub fn ours_is_redundant(&self, our_ni: &[u8], their_nr: &[u8]) -> bool {
+        let ours = our_ni.min(their_nr);
+        let theirs = self.ni.as_slice().min(self.nr.as_slice());
+        ours < theirs
+    }
 }
 
 impl Request {
@@ -341,6 +362,10 @@ impl IkeSa {
             }
         };
         at(self.outstanding.as_ref().map(|o| o.next));
+        if self.outstanding.is_none() && !self.queue.is_empty() {
+            // requests waiting for the window (e.g. moved here by an IKE rekey): now
+            at(Some(self.last_heard));
+        }
         match self.phase {
             Phase::HalfOpen { deadline } => at(Some(deadline)),
             Phase::Superseded { until } => at(Some(until)),
@@ -349,7 +374,7 @@ impl IkeSa {
                 at(self.rekey_at);
                 at(self.expire_at);
                 if !dpd.is_zero() && self.outstanding.is_none() && self.queue.is_empty() {
-                    at(Some(self.last_heard + dpd));
+                    at(Some(super::engine::later(self.last_heard, dpd)));
                 }
                 for c in &self.children {
                     at(c.rekey_at);

@@ -29,6 +29,36 @@
 //!
 //! Every discarded message yields [`IkeEvent::Dropped`] with a stable reason and is counted
 //! in [`EngineStats`]; nothing from the wire can panic the engine or grow it without bound.
+//!
+//! A runtime drives it like this (the daemon does the same with its sockets):
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::time::Instant;
+//! use xdpsec_control::ike::payload::Identity;
+//! use xdpsec_control::ike::session::{ConnConfig, Datagram, Engine, IkeEvent};
+//!
+//! let conn = ConnConfig::responder("rw", Identity::Fqdn("gw.example".into()), b"secret");
+//! conn.validate().expect("a usable connection");
+//! let mut engine = Engine::new(vec![conn], Box::new(ring::rand::SystemRandom::new()));
+//! # let (src, dst): (SocketAddr, SocketAddr) = ("192.0.2.1:4500".parse().unwrap(), "192.0.2.2:4500".parse().unwrap());
+//! # let payload: &[u8] = &[];
+//! // a datagram from UDP 500, or from 4500 with the non-ESP marker removed; `dst` is the
+//! // address it really arrived on (NAT detection hashes it)
+//! engine.handle(Instant::now(), Datagram { src, dst, bytes: payload });
+//! // ... or the time in engine.poll_timeout() came: engine.handle_timeout(Instant::now());
+//! while let Some(t) = engine.poll_transmit() {
+//!     // send t.bytes from t.src to t.dst, after 4 zero octets if t.needs_non_esp_marker()
+//! }
+//! while let Some(e) = engine.poll_event() {
+//!     match e {
+//!         IkeEvent::ChildUp { inbound, outbound, .. } => { /* SaCommand::Install both */ }
+//!         IkeEvent::ChildDown { inbound_spi, outbound_spi, .. } => { /* SaCommand::Remove */ }
+//!         IkeEvent::PeerMoved { remote, .. } => { /* SaCommand::UpdatePeer */ }
+//!         _ => {}
+//!     }
+//! }
+//! ```
 
 mod child;
 mod config;

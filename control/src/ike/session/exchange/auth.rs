@@ -8,19 +8,19 @@ use std::time::Instant;
 use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, auth_suites, esp_offer};
-use super::super::engine::{Engine, notify_name};
+use super::super::engine::{Engine, later, notify_name};
 use super::super::events::{Datagram, IkeEvent};
 use super::super::ike_sa::{Handshake, IkeSa, Intent, Phase, Request};
 use super::super::pool::Pool;
 use super::super::ts::{accept, effective, narrow, payload};
-use super::Inner;
+use super::{Inner, notification};
 use crate::ike::crypto::auth::{psk_auth, verify_psk_auth};
 use crate::ike::crypto::keys::ChildSaKeys;
 use crate::ike::crypto::sk::Opened;
 use crate::ike::header::ExchangeType;
 use crate::ike::payload::{
-    AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, IdPayload, NotifyPayload,
-    NotifyType, Payload,
+    AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, IdPayload, NotifyType,
+    Payload,
 };
 use crate::ike::proposal::{accept_esp_reply, select_esp};
 
@@ -33,10 +33,6 @@ fn config_address(cp: &ConfigPayload) -> Option<IpAddr> {
     })
 }
 
-fn notify(ty: NotifyType) -> Payload {
-    Payload::Notify(NotifyPayload::new(ty, &[]))
-}
-
 impl Engine {
     /// The IKE SA is up: timers start, the daemon hears of it.
     pub(in crate::ike::session) fn establish(&mut self, now: Instant, sa: &mut IkeSa) {
@@ -47,7 +43,8 @@ impl Engine {
         sa.last_heard = now;
         (sa.rekey_at, sa.expire_at) = self.lifetimes(now, t.ike_lifetime, t.rekey_margin);
         // RFC 3948 §4: only the side behind the NAT keeps the mapping alive
-        sa.next_keepalive = (sa.nat_local && !t.keepalive.is_zero()).then(|| now + t.keepalive);
+        sa.next_keepalive =
+            (sa.nat_local && !t.keepalive.is_zero()).then(|| later(now, t.keepalive));
         self.event(IkeEvent::IkeUp {
             conn: self.conn_name(sa.conn),
             ike_spi: sa.our_spi(),
@@ -76,7 +73,7 @@ impl Engine {
         let mut p = vec![
             Payload::IdI(idi),
             // §2.4: we hold no other IKE SA with this peer
-            notify(NotifyType::INITIAL_CONTACT),
+            notification(NotifyType::INITIAL_CONTACT),
         ];
         if let Some(id) = &conn.remote_id {
             p.push(Payload::IdR(IdPayload::new(id)));
@@ -175,7 +172,7 @@ impl Engine {
             // §2.21.2: AUTHENTICATION_FAILED, and no IKE SA
             self.drop_msg("authentication_failed");
             self.close(sa, "authentication_failed");
-            return Ok(vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
+            return Ok(vec![notification(NotifyType::AUTHENTICATION_FAILED)]);
         };
         sa.conn = idx;
         sa.remote_id = Some(identity.clone());
@@ -198,10 +195,10 @@ impl Engine {
                 data: our_auth.to_vec(),
             }),
         ];
-        self.establish(now, sa);
         if inner.notify(NotifyType::INITIAL_CONTACT).is_some() {
             self.initial_contact(sa);
         }
+        self.establish(now, sa);
         // the first child SA; failing it leaves the IKE SA up (§1.2)
         let (Some(offer), Some(tsi), Some(tsr)) = (inner.sa, inner.ts_i, inner.ts_r) else {
             return Ok(resp);
@@ -219,13 +216,13 @@ impl Engine {
                     sa.leased = true;
                 }
                 None => {
-                    resp.push(notify(NotifyType::INTERNAL_ADDRESS_FAILURE));
+                    resp.push(notification(NotifyType::INTERNAL_ADDRESS_FAILURE));
                     return Ok(resp);
                 }
             }
         }
         let Ok(chosen) = select_esp(offer, &auth_suites(&conn.esp)) else {
-            resp.push(notify(NotifyType::NO_PROPOSAL_CHOSEN));
+            resp.push(notification(NotifyType::NO_PROPOSAL_CHOSEN));
             return Ok(resp);
         };
         let remote_allowed = match sa.vip {
@@ -235,7 +232,7 @@ impl Engine {
         let local_ts = narrow(tsr, &effective(&conn.local_ts));
         let remote_ts = narrow(tsi, &remote_allowed);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            resp.push(notify(NotifyType::TS_UNACCEPTABLE));
+            resp.push(notification(NotifyType::TS_UNACCEPTABLE));
             return Ok(resp);
         }
         let keys = ChildSaKeys::derive(suite.prf, &sk_d, &chosen.suite, None, &hs.ni, &hs.nr)

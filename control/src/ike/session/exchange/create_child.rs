@@ -1,19 +1,24 @@
 //! CREATE_CHILD_SA (RFC 7296 §1.3): rekeying child SAs (§1.3.3, §2.8) and the IKE SA
-//! (§1.3.2, §2.18), both roles, with PFS when the ESP suite names a D-H group, and
-//! collisions (§2.8.1, §2.25.1) resolved by nonces: the exchange with the lower initiator
-//! nonce loses — its initiator answers the other exchange normally and deletes whatever its
-//! own exchange created, while the other side answers the loser's request with
-//! TEMPORARY_FAILURE.
+//! (§1.3.2, §2.18), both roles, with PFS when the ESP suite names a D-H group.
+//!
+//! Collisions: a rekey request for an SA we are rekeying ourselves is answered as usual
+//! (§2.25.1); when our own exchange completes, "the SA created with the lowest of the four
+//! nonces" is redundant and its creator deletes it, while the surviving exchange's initiator
+//! deletes the old SA (§2.8.1 for child SAs, §2.8.2 for the IKE SA).
 
 use std::time::Instant;
 
 use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, esp_offer};
-use super::super::engine::{Engine, TEMPORARY_FAILURE_WAIT, notify_name};
-use super::super::ike_sa::{ChildState, Crypto, IkeSa, Intent, Phase, Request};
+use super::super::engine::{
+    Engine, MAX_CHILDREN, MAX_IKE_SAS, TEMPORARY_FAILURE_WAIT, later, notify_name,
+};
+use super::super::ike_sa::{
+    ChildState, Collision, Crypto, IkeSa, Intent, Outstanding, Phase, Request,
+};
 use super::super::ts::{accept, narrow, payload};
-use super::Inner;
+use super::{Inner, notification};
 use crate::ike::IkeError;
 use crate::ike::crypto::dh::{KeyExchange, check_ke};
 use crate::ike::crypto::keys::{ChildSaKeys, IkeSaKeys, skeyseed_rekey};
@@ -23,21 +28,11 @@ use crate::ike::header::ExchangeType;
 use crate::ike::payload::{KePayload, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload};
 use crate::ike::proposal::{accept_esp_reply, accept_ike_reply, select_esp, select_ike};
 
-fn notify(ty: NotifyType) -> Payload {
-    Payload::Notify(NotifyPayload::new(ty, &[]))
-}
-
 fn ke_payload(ke: &KeyExchange) -> Payload {
     Payload::Ke(KePayload {
         group: ke.group().id(),
         data: ke.public_value().to_vec(),
     })
-}
-
-/// §2.8.1: "the SA created with the lowest of the four nonces" is redundant; comparing the
-/// two initiator nonces decides which exchange survives (the same on both sides).
-fn we_lose(our_ni: &[u8], their_ni: &[u8]) -> bool {
-    our_ni < their_ni
 }
 
 impl Engine {
@@ -103,7 +98,7 @@ impl Engine {
             remote_ts,
             ni,
             ke,
-            abandoned: false,
+            collision: None,
         };
         let r = self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, &p, kind);
         if r.is_err() {
@@ -129,6 +124,15 @@ impl Engine {
         }
     }
 
+    /// The child was replaced; the initiator of the surviving rekey deletes it (§1.3.3,
+    /// §2.8.1) — or we do at its expiry.
+    fn mark_rekeyed(sa: &mut IkeSa, inbound: u32) {
+        if let Some(c) = sa.child_mut(inbound) {
+            c.state = ChildState::Rekeyed;
+            c.rekey_at = None;
+        }
+    }
+
     /// The CREATE_CHILD_SA response to our child rekey.
     pub(in crate::ike::session) fn child_rekey_response(
         &mut self,
@@ -144,14 +148,23 @@ impl Engine {
             remote_ts,
             ni,
             ke,
-            abandoned,
+            collision,
         } = kind
         else {
             return Err("unexpected_response");
         };
         let inner = Inner::new(&opened.inner);
+        if collision.is_some() && inner.error().is_some() {
+            // ours failed, the peer's rekey of the same child (which we answered) stands
+            self.inbound_spis.remove(&new_inbound);
+            Self::mark_rekeyed(sa, old_inbound);
+            return Ok(());
+        }
         if let Some(n) = inner.error() {
-            let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+            let retry = later(
+                now,
+                TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT),
+            );
             match n.ty {
                 // §2.25: wait, then try again
                 NotifyType::TEMPORARY_FAILURE => {
@@ -160,7 +173,7 @@ impl Engine {
                 // §2.25: "silently delete the Child SA"
                 NotifyType::CHILD_SA_NOT_FOUND => {
                     self.inbound_spis.remove(&new_inbound);
-                    self.remove_child(sa, old_inbound);
+                    self.remove_child(sa, old_inbound, false);
                 }
                 // §1.3: retry with the group the peer wants
                 NotifyType::INVALID_KE_PAYLOAD => {
@@ -186,22 +199,24 @@ impl Engine {
             Ok(c) => c,
             Err(reason) => {
                 self.child_rekey_failed(sa, old_inbound, new_inbound, None);
+                if collision.is_some() {
+                    Self::mark_rekeyed(sa, old_inbound);
+                }
                 return Err(reason);
             }
         };
-        if abandoned {
-            // we lost a collision (§2.8.1): the peer's new pair replaces the old one, ours goes
+        let nr = inner.nonce.unwrap_or_default();
+        if collision.is_some_and(|c| c.ours_is_redundant(&ni, nr)) {
+            // §2.8.1: ours has the lowest nonce: we delete it; the peer's pair replaces the
+            // old one, which the peer deletes
             self.install_child(now, sa, child, false)?;
             sa.queue.push_back(Intent::DeleteChild(new_inbound));
         } else {
             // make-before-break: the new pair is up before the old one is deleted (§2.8)
             self.install_child(now, sa, child, true)?;
-            if let Some(c) = sa.child_mut(old_inbound) {
-                c.state = ChildState::Rekeyed;
-                c.rekey_at = None;
-            }
             sa.queue.push_back(Intent::DeleteChild(old_inbound));
         }
+        Self::mark_rekeyed(sa, old_inbound);
         Ok(())
     }
 
@@ -294,7 +309,7 @@ impl Engine {
             new_spi,
             ni,
             ke: Some(ke),
-            abandoned: false,
+            collision: None,
         };
         self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, &p, kind)
     }
@@ -311,13 +326,21 @@ impl Engine {
             new_spi,
             ni,
             ke,
-            abandoned,
+            collision,
         } = kind
         else {
             return Err("unexpected_response");
         };
         let inner = Inner::new(&opened.inner);
-        let retry = now + TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT);
+        if let (Some(c), Some(_)) = (&collision, inner.error()) {
+            // ours failed, the peer's rekey (which we answered) stands
+            self.adopt(now, sa, c.created);
+            return Ok(());
+        }
+        let retry = later(
+            now,
+            TEMPORARY_FAILURE_WAIT + self.jitter(TEMPORARY_FAILURE_WAIT),
+        );
         if let Some(n) = inner.error() {
             if sa.phase == Phase::Established {
                 sa.rekey_at = match n.ty {
@@ -361,37 +384,47 @@ impl Engine {
         let keys = IkeSaKeys::derive(&chosen.suite, &seed, &ni, nr, &new_spi, &peer_spi)
             .map_err(IkeError::name)?;
         let crypto = Crypto::new(chosen.suite, keys, true).map_err(IkeError::name)?;
-        if abandoned {
-            // lost a collision: the peer's new IKE SA took over; delete the one we made
-            let mut extra = self.successor(now, sa, true, new_spi, peer_spi, crypto, false);
-            extra.delete_reason = "rekey_collision";
-            extra.queue.push_back(Intent::DeleteIke);
-            self.pump(now, &mut extra);
-            self.put_back(extra);
-            return Ok(());
+        let mut ours = self.rekeyed_sa(now, sa, true, new_spi, peer_spi, crypto);
+        match collision {
+            Some(c) if c.ours_is_redundant(&ni, nr) => {
+                // §2.8.2: ours has the lowest nonce: delete it; the peer's takes over
+                ours.delete_reason = "rekey_collision";
+                ours.queue.push_back(Intent::DeleteIke);
+                self.pump(now, &mut ours);
+                self.put_back(ours);
+                self.adopt(now, sa, c.created);
+            }
+            other => {
+                // ours survives; the peer deletes the redundant one it made, if any
+                if let Some(c) = other
+                    && let Some(mut theirs) = self.take(c.created)
+                {
+                    theirs.phase = Phase::Superseded {
+                        until: later(now, self.retransmit_span(&theirs)),
+                    };
+                    self.put_back(theirs);
+                }
+                self.take_over(now, sa, &mut ours);
+                sa.delete_reason = "rekeyed";
+                sa.queue.clear();
+                sa.queue.push_back(Intent::DeleteIke);
+                self.pump(now, &mut ours);
+                self.put_back(ours);
+            }
         }
-        let new = self.successor(now, sa, true, new_spi, peer_spi, crypto, true);
-        sa.successor = Some(new.our_spi());
-        sa.delete_reason = "rekeyed";
-        sa.queue.clear();
-        sa.queue.push_back(Intent::DeleteIke);
-        self.put_back(new);
         Ok(())
     }
 
-    /// The IKE SA that replaces `old` after a rekey (§2.18): fresh message IDs, the same
-    /// peer and endpoints; with `take_over` it inherits the children and virtual IP and is
-    /// announced with IkeUp.
-    #[allow(clippy::too_many_arguments)]
-    fn successor(
-        &mut self,
+    /// The IKE SA that replaces `old` after a rekey (§2.18): fresh message IDs, the same peer
+    /// and endpoints; not announced, without children until [`Engine::take_over`].
+    fn rekeyed_sa(
+        &self,
         now: Instant,
-        old: &mut IkeSa,
+        old: &IkeSa,
         initiator: bool,
         spi_i: [u8; 8],
         spi_r: [u8; 8],
         crypto: Crypto,
-        take_over: bool,
     ) -> IkeSa {
         let mut n = IkeSa::new(old.conn, initiator, old.local, old.remote, old.peer, now);
         n.spi_i = spi_i;
@@ -400,16 +433,38 @@ impl Engine {
         n.nat_local = old.nat_local;
         n.nat_remote = old.nat_remote;
         n.remote_id = old.remote_id.clone();
-        if take_over {
-            n.children = std::mem::take(&mut old.children);
-            n.vip = old.vip;
-            n.leased = std::mem::replace(&mut old.leased, false);
-            self.establish(now, &mut n);
-        } else {
-            n.phase = Phase::Established;
-            n.established = Some(now);
-        }
+        n.phase = Phase::Established;
+        n.established = Some(now);
         n
+    }
+
+    /// `new` replaces `old`: it takes the children and the virtual IP and is announced with
+    /// IkeUp; `old` points at it (for late deletes of moved children).
+    fn take_over(&mut self, now: Instant, old: &mut IkeSa, new: &mut IkeSa) {
+        new.children = std::mem::take(&mut old.children);
+        // pending child work (deletes of replaced or redundant pairs, rekeys) moves along
+        new.queue = old
+            .queue
+            .drain(..)
+            .filter(|i| matches!(i, Intent::DeleteChild(_) | Intent::RekeyChild(_)))
+            .collect();
+        new.vip = old.vip;
+        new.leased = std::mem::replace(&mut old.leased, false);
+        self.establish(now, new);
+        old.successor = Some(new.our_spi());
+    }
+
+    /// The peer's rekey of `old` won: the new IKE SA it made (`created`, ours in the table)
+    /// takes over, and the peer deletes `old` (§2.18).
+    pub(in crate::ike::session) fn adopt(&mut self, now: Instant, old: &mut IkeSa, created: u64) {
+        if let Some(mut new) = self.take(created) {
+            self.take_over(now, old, &mut new);
+            self.put_back(new);
+        }
+        old.phase = Phase::Superseded {
+            until: later(now, self.retransmit_span(old)),
+        };
+        old.queue.clear();
     }
 
     // ----- responder -----
@@ -424,7 +479,7 @@ impl Engine {
         let inner = Inner::new(&opened.inner);
         if sa.phase != Phase::Established {
             // §2.25.1: we are closing this IKE SA
-            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
         }
         let is_ike = inner
             .sa
@@ -435,7 +490,7 @@ impl Engine {
         match inner.notify(NotifyType::REKEY_SA) {
             Some(r) => self.child_rekey_request(now, sa, &inner, &r.spi),
             // one child per IKE SA: that is what a connection describes
-            None => Ok(vec![notify(NotifyType::NO_ADDITIONAL_SAS)]),
+            None => Ok(vec![notification(NotifyType::NO_ADDITIONAL_SAS)]),
         }
     }
 
@@ -465,30 +520,28 @@ impl Engine {
         };
         let old_inbound = old.inbound_spi;
         let (allowed_local, allowed_remote) = (old.local_ts.clone(), old.remote_ts.clone());
+        if sa.children.len() >= MAX_CHILDREN {
+            // the peer replaces pairs faster than it deletes them
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
+        }
         match old.state {
             ChildState::Installed => {}
             // §2.25.1: rekeying an SA we are closing
             ChildState::Deleting | ChildState::Rekeyed => {
-                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
             }
-            // §2.8.1 collision: the lower initiator nonce loses
-            ChildState::Rekeying => match &mut sa.outstanding {
-                Some(o) => match &mut o.kind {
-                    Request::RekeyChild {
-                        old_inbound: o_old,
-                        ni: ours,
-                        abandoned,
-                        ..
-                    } if *o_old == old_inbound => {
-                        if !we_lose(ours, ni) {
-                            return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
-                        }
-                        *abandoned = true;
-                    }
-                    _ => return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]),
-                },
-                None => return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]),
-            },
+            // §2.25.1: our rekey of it is in flight: "reply as usual"; our response decides
+            // which new pair survives (§2.8.1)
+            ChildState::Rekeying => {
+                let ours = matches!(
+                    &sa.outstanding,
+                    Some(Outstanding { kind: Request::RekeyChild { old_inbound: o, .. }, .. })
+                        if *o == old_inbound
+                );
+                if !ours {
+                    return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
+                }
+            }
         }
         let suites = self
             .conns
@@ -496,7 +549,7 @@ impl Engine {
             .map(|c| c.esp.clone())
             .unwrap_or_default();
         let Ok(chosen) = select_esp(offer, &suites) else {
-            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return Ok(vec![notification(NotifyType::NO_PROPOSAL_CHOSEN)]);
         };
         let mut ke_r = None;
         let shared = match chosen.suite.dh {
@@ -517,7 +570,7 @@ impl Engine {
         let local_ts = narrow(tsr, &allowed_local);
         let remote_ts = narrow(tsi, &allowed_remote);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return Ok(vec![notify(NotifyType::TS_UNACCEPTABLE)]);
+            return Ok(vec![notification(NotifyType::TS_UNACCEPTABLE)]);
         }
         let c = sa.crypto.as_ref().ok_or("unexpected_exchange")?;
         let nr = self.nonce()?;
@@ -533,7 +586,7 @@ impl Engine {
         let new_inbound = self.new_child_spi()?;
         let mut resp = vec![
             Payload::Sa(chosen.reply(new_inbound.to_be_bytes())),
-            Payload::Nonce(nr),
+            Payload::Nonce(nr.clone()),
         ];
         resp.extend(ke_r);
         resp.push(Payload::TsI(payload(&remote_ts)));
@@ -548,10 +601,20 @@ impl Engine {
             remote_ts,
         };
         self.install_child(now, sa, child, true)?;
-        // the rekey's initiator deletes the old pair (§1.3.3); we do at its expiry otherwise
-        if let Some(c) = sa.child_mut(old_inbound) {
-            c.state = ChildState::Rekeyed;
-            c.rekey_at = None;
+        match sa.outstanding.as_mut().map(|o| &mut o.kind) {
+            Some(Request::RekeyChild {
+                old_inbound: o,
+                collision,
+                ..
+            }) if *o == old_inbound => {
+                *collision = Some(Collision {
+                    ni: ni.to_vec(),
+                    nr,
+                    created: u64::from(new_inbound),
+                });
+            }
+            // the rekey's initiator deletes the old pair (§1.3.3); we do at its expiry otherwise
+            _ => Self::mark_rekeyed(sa, old_inbound),
         }
         Ok(resp)
     }
@@ -565,31 +628,26 @@ impl Engine {
         let (Some(offer), Some(ni), Some(ke)) = (inner.sa, inner.nonce, inner.ke) else {
             return Err("missing_payload");
         };
-        match sa.outstanding.as_mut().map(|o| &mut o.kind) {
-            // §2.8.2 collision: the lower initiator nonce loses
-            Some(Request::RekeyIke {
-                ni: ours,
-                abandoned,
-                ..
-            }) => {
-                if !we_lose(ours, ni) {
-                    return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
-                }
-                *abandoned = true;
-            }
+        if self.sas.len() >= MAX_IKE_SAS {
+            return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
+        }
+        let collision = match sa.outstanding.as_ref().map(|o| &o.kind) {
+            // §2.25.2: our rekey of it is in flight: "reply as usual"; our response decides
+            // which new IKE SA survives (§2.8.2)
+            Some(Request::RekeyIke { .. }) => true,
             // a child exchange of ours is in flight on this IKE SA: finish it first (§2.25)
             Some(Request::RekeyChild { .. } | Request::DeleteChild { .. }) => {
-                return Ok(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
             }
-            _ => {}
-        }
+            _ => false,
+        };
         let suites = self
             .conns
             .get(sa.conn)
             .map(|c| c.ike.clone())
             .unwrap_or_default();
         let Ok(chosen) = select_ike(offer, &suites) else {
-            return Ok(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return Ok(vec![notification(NotifyType::NO_PROPOSAL_CHOSEN)]);
         };
         let peer_spi = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
             .ok()
@@ -614,13 +672,27 @@ impl Engine {
         let keys = IkeSaKeys::derive(&chosen.suite, &seed, ni, &nr, &peer_spi, &new_spi)
             .map_err(IkeError::name)?;
         let crypto = Crypto::new(chosen.suite, keys, false).map_err(IkeError::name)?;
-        let new = self.successor(now, sa, false, peer_spi, new_spi, crypto, true);
-        sa.successor = Some(new.our_spi());
-        // the peer deletes the old IKE SA (§2.18); we forget it after its retransmissions
-        sa.phase = Phase::Superseded {
-            until: now + self.retransmit_span(sa),
-        };
-        sa.queue.clear();
+        let mut new = self.rekeyed_sa(now, sa, false, peer_spi, new_spi, crypto);
+        if collision {
+            if let Some(Outstanding {
+                kind: Request::RekeyIke { collision, .. },
+                ..
+            }) = &mut sa.outstanding
+            {
+                *collision = Some(Collision {
+                    ni: ni.to_vec(),
+                    nr: nr.clone(),
+                    created: new.our_spi(),
+                });
+            }
+        } else {
+            self.take_over(now, sa, &mut new);
+            // the peer deletes the old IKE SA (§2.18); we forget it after its retransmissions
+            sa.phase = Phase::Superseded {
+                until: later(now, self.retransmit_span(sa)),
+            };
+            sa.queue.clear();
+        }
         self.put_back(new);
         Ok(vec![
             Payload::Sa(chosen.reply(&new_spi)),

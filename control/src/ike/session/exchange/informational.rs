@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::super::engine::Engine;
-use super::super::ike_sa::{ChildState, IkeSa, Phase, Request};
+use super::super::ike_sa::{ChildState, IkeSa, Outstanding, Phase, Request};
 use super::Inner;
 use crate::ike::crypto::sk::Opened;
 use crate::ike::header::ExchangeType;
@@ -57,7 +57,7 @@ impl Engine {
     /// checks, status notifications) with an empty response.
     pub(in crate::ike::session) fn informational_request(
         &mut self,
-        _now: Instant,
+        now: Instant,
         sa: &mut IkeSa,
         opened: &Opened,
     ) -> Result<Vec<Payload>, &'static str> {
@@ -74,6 +74,19 @@ impl Engine {
             }
         }
         if ike {
+            // §2.8.2: the peer deletes the old IKE SA when its rekey won a collision we have
+            // not decided yet: its new IKE SA takes the children
+            if let Some(Outstanding {
+                kind:
+                    Request::RekeyIke {
+                        collision: Some(c), ..
+                    },
+                ..
+            }) = &sa.outstanding
+            {
+                let created = c.created;
+                self.adopt(now, sa, created);
+            }
             let reason = match sa.phase {
                 Phase::Superseded { .. } => "rekeyed",
                 Phase::Deleting => sa.delete_reason,
@@ -106,7 +119,7 @@ impl Engine {
             if state != ChildState::Deleting {
                 ours.push(inbound.to_be_bytes());
             }
-            self.remove_child(sa, inbound);
+            self.remove_child(sa, inbound, true);
             return;
         }
         if let Some(mut next) = sa.successor.and_then(|s| self.take(s)) {
@@ -114,7 +127,7 @@ impl Engine {
                 if state != ChildState::Deleting {
                     ours.push(inbound.to_be_bytes());
                 }
-                self.remove_child(&mut next, inbound);
+                self.remove_child(&mut next, inbound, true);
             }
             self.put_back(next);
         }

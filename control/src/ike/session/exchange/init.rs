@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use super::super::engine::{Engine, HALF_OPEN_TIMEOUT, MAX_HALF_OPEN, MAX_IKE_SAS};
+use super::super::engine::{Engine, HALF_OPEN_TIMEOUT, MAX_HALF_OPEN, MAX_IKE_SAS, later};
 use super::super::events::{Datagram, SessionError};
 use super::super::ike_sa::{Crypto, Handshake, IkeSa, Outstanding, Phase, Request};
 use super::super::nat::{detect, natd_payloads};
@@ -135,7 +135,7 @@ impl Engine {
             bytes: raw,
             kind: Request::Init,
             sent: 1,
-            next: now + base,
+            next: later(now, base),
         });
         Ok(())
     }
@@ -301,7 +301,7 @@ impl Engine {
         .emit()
         .map_err(IkeError::name)?;
         sa.phase = Phase::HalfOpen {
-            deadline: now + HALF_OPEN_TIMEOUT,
+            deadline: later(now, HALF_OPEN_TIMEOUT),
         };
         sa.nat_local = nat_local;
         sa.nat_remote = nat_remote;

@@ -11,6 +11,12 @@ use crate::ike::payload::{
     Payload, SaPayload, TsPayload,
 };
 
+/// A notification without data about no particular SA (errors like TS_UNACCEPTABLE,
+/// status like INITIAL_CONTACT; §3.10).
+pub(super) fn notification(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, &[]))
+}
+
 /// The payloads of a message by kind (the first of each; §3 allows one of most per message).
 pub(super) struct Inner<'a> {
     pub all: &'a [Payload],

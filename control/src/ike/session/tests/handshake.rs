@@ -251,7 +251,15 @@ fn lost_packets_are_retransmitted_with_backoff() {
         .collect();
     assert_eq!(auth.len(), 3);
     assert!(auth.iter().all(|t| t.bytes == auth[0].bytes), "same bytes");
-    let _ = t0;
+    // sent at once, after 1 s, after 2 s more
+    let at: Vec<u64> = net
+        .wire
+        .iter()
+        .zip(&net.sent_at)
+        .filter(|((s, t), _)| *s == Side::A && t.dst.port() == 4500)
+        .map(|(_, at)| (*at - t0).as_secs())
+        .collect();
+    assert_eq!(at, [0, 1, 3]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Two engines wired through an in-memory network with a fake clock and an optional NAT
 //! in front of the initiator (masquerading like the project's test topology).
 
+mod chaos;
 mod handshake;
 mod hostile;
 mod lifecycle;
@@ -215,6 +216,44 @@ impl Net {
                     self.a.handle_timeout(self.now);
                     self.b.handle_timeout(self.now);
                     self.run();
+                    // work queued for "now" while handling messages runs at once; a deadline
+                    // that stays in the past after that would make a runtime spin
+                    for _ in 0..3 {
+                        let due = |e: &Engine| e.poll_timeout().is_some_and(|t| t <= self.now);
+                        if !due(&self.a) && !due(&self.b) {
+                            break;
+                        }
+                        self.a.handle_timeout(self.now);
+                        self.b.handle_timeout(self.now);
+                        self.run();
+                    }
+                    for e in [&self.a, &self.b] {
+                        if e.poll_timeout().is_some_and(|t| t <= self.now) {
+                            for sa in e.sas.values() {
+                                let rel = |t: Option<Instant>| {
+                                    t.map(|t| {
+                                        t.saturating_duration_since(self.now).as_secs_f64()
+                                            - (self.now.saturating_duration_since(t)).as_secs_f64()
+                                    })
+                                };
+                                eprintln!(
+                                    "SA phase={:?} out={:?} queue={:?} ka={:?} rekey={:?} exp={:?} heard={:?} children={:?}",
+                                    sa.phase,
+                                    sa.outstanding.as_ref().map(|o| (o.id, rel(Some(o.next)))),
+                                    sa.queue,
+                                    rel(sa.next_keepalive),
+                                    rel(sa.rekey_at),
+                                    rel(sa.expire_at),
+                                    rel(Some(sa.last_heard)),
+                                    sa.children
+                                        .iter()
+                                        .map(|c| (c.state, rel(c.rekey_at), rel(c.expire_at)))
+                                        .collect::<Vec<_>>()
+                                );
+                            }
+                            panic!("stuck timer");
+                        }
+                    }
                 }
                 _ => break,
             }
