@@ -196,6 +196,8 @@ impl IkeService {
 
     /// A request from the control API.
     pub fn on_request(&mut self, now: Instant, req: IkeRequest) {
+        // Listings report ages against the engine's clock: bring it to now first.
+        self.engine.handle_timeout(now);
         match req {
             IkeRequest::List(reply) => {
                 let _ = reply.send(self.engine.list());
