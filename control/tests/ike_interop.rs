@@ -9,8 +9,10 @@
 //!   suites (AES-128-GCM/X25519, AES-256-GCM/ECP-384), a virtual IP from xdpsec's pool, pings
 //!   to the LAN through the XDP path, then a child rekey from each side and an IKE rekey while
 //!   pings flow — not one may be lost.
-//! - xdpsec initiator in `client` (socket backend) → strongSwan responder in `gw`: xdpsec gets a
-//!   virtual IP, pings the LAN, sends NAT-keepalives, `conn down` / `conn up` work.
+//! - xdpsec initiator in `client` (AF_XDP backend too: its first IKE message on 4500 goes out
+//!   before any frame came back, so the next hop comes from the kernel's neighbour table) →
+//!   strongSwan responder in `gw`: xdpsec gets a virtual IP, pings the LAN, sends
+//!   NAT-keepalives, `conn down` / `conn up` work.
 //!
 //! In both, a capture on the gateway's side of the NAT shows IKE floating from 500 to 4500
 //! (non-ESP marker) and NAT-keepalives. Needs root; fails loudly without it.
@@ -341,7 +343,8 @@ fn xdpsec_initiator_behind_nat_to_strongswan_responder() {
         r#"
 [gateway]
 listen = "10.0.1.2:4500"
-backend = "socket"
+wan = "c-eth0"
+backend = "afxdp"
 tun = "xdpsec0"
 
 [[conn]]
@@ -398,5 +401,15 @@ keepalive = "2s"
     wait_established(&socket, "home", &dir);
     let summary = ping(&t, "client", &["-c", "2", "-W", "2", "10.9.0.2"]);
     assert!(summary.contains(" 0% packet loss"), "{summary}");
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = read_json(&dir.join("stats.json"));
+    assert!(
+        stats["backend"].as_str().unwrap().starts_with("afxdp"),
+        "{stats}"
+    );
+    assert!(
+        stats["xdp"]["redirected"].as_u64().unwrap() >= 5,
+        "IKE on 4500 and ESP came in through XDP: {stats}"
+    );
     check_wire(&pcap);
 }
