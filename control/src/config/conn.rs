@@ -107,14 +107,7 @@ impl Ctx<'_> {
         v: &Option<Spanned<Vec<String>>>,
         field: &str,
     ) -> Result<Vec<IpPrefix>, ConfigError> {
-        let Some(v) = v else { return Ok(Vec::new()) };
-        v.get_ref()
-            .iter()
-            .map(|s| {
-                s.parse::<IpPrefix>()
-                    .map_err(|e| self.err(v.span().start, field, e))
-            })
-            .collect()
+        super::parse_prefixes(v, |at, e| self.err(at, field, e))
     }
 
     fn conn(&self, r: &RawConn) -> Result<ConnConfig, ConfigError> {

@@ -194,17 +194,7 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Gateway, ConfigError>
     };
     let tun_mtu = int(&g.tun_mtu, "tun_mtu", 1400, 576..=9000)? as u32;
     let wan_mtu = int(&g.wan_mtu, "wan_mtu", 1500, 576..=9000)? as usize;
-    let routes = match &g.routes {
-        None => Vec::new(),
-        Some(r) => r
-            .get_ref()
-            .iter()
-            .map(|s| {
-                s.parse::<IpPrefix>()
-                    .map_err(|e| err(r.span().start, "routes", e))
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let routes = super::parse_prefixes(&g.routes, |at, e| err(at, "routes", e))?;
     let metrics = match &g.metrics {
         None => None,
         Some(m) => Some(

@@ -41,3 +41,15 @@ pub(crate) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigE
         .trim_end_matches('.');
     ConfigError(format!("{file}:{line}: {msg}"))
 }
+
+/// A list of prefixes (`["10.9.0.0/24", …]`), each error placed at the list's position by `err`.
+pub(crate) fn parse_prefixes(
+    v: &Option<toml::Spanned<Vec<String>>>,
+    err: impl Fn(usize, String) -> ConfigError,
+) -> Result<Vec<xdpsec_dataplane::sa::IpPrefix>, ConfigError> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    v.get_ref()
+        .iter()
+        .map(|s| s.parse().map_err(|e| err(v.span().start, e)))
+        .collect()
+}

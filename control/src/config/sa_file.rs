@@ -240,14 +240,7 @@ impl Ctx<'_> {
         field: &str,
         v: &Option<Spanned<Vec<String>>>,
     ) -> Result<Vec<IpPrefix>, ConfigError> {
-        let Some(v) = v else { return Ok(Vec::new()) };
-        v.get_ref()
-            .iter()
-            .map(|s| {
-                s.parse::<IpPrefix>()
-                    .map_err(|e| self.err(v.span().start, field, e))
-            })
-            .collect()
+        super::parse_prefixes(v, |at, e| self.err(at, field, e))
     }
 
     fn nat_oa(
