@@ -106,7 +106,10 @@ pub fn run(plan: Plan, args: &Args) -> Result<Report, String> {
                         let samples =
                             harness::concurrent(cores, |_| op.workload(mix), plan.point())?;
                         let (mpps, gbps) = harness::total(&samples);
-                        progress.end(&format!("{mpps:7.3} Mpps {gbps:7.2} Gbit/s"));
+                        progress.end(&format!(
+                            "{mpps:7.3} Mpps {gbps:7.2} Gbit/s{}",
+                            harness::preempted_note(&samples)
+                        ));
                         record(&mut points, mix, op, workers, samples);
                         plan.pause();
                     }

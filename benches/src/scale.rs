@@ -141,7 +141,12 @@ pub fn run(plan: Plan, args: &Args, alloc: &Counting) -> Result<Report, String> 
                 let mut w = Decap::with(mix, pipe, source)?;
                 let s = harness::measure_on(core, &mut w, plan.point())?;
                 (pipe, source) = w.into_parts();
-                progress.end(&format!("{:7.3} Mpps {:7.2} Gbit/s", s.mpps(), s.gbps()));
+                progress.end(&format!(
+                    "{:7.3} Mpps {:7.2} Gbit/s{}",
+                    s.mpps(),
+                    s.gbps(),
+                    harness::preempted_note(&[s])
+                ));
                 samples[i].push(s.mpps());
                 gbits[i].push(s.gbps());
                 plan.pause();
