@@ -270,6 +270,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
         categories: sizes.clone(),
         series: series(&|s, op| mpps(s, op, 1)),
         reference: Some((6.0, "target: decap 6 Mpps at 64 B".into())),
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "Throughput of inner bytes, one worker".into(),
@@ -277,6 +278,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
         categories: sizes.clone(),
         series: series(&|s, op| gbps(s, op, 1)),
         reference: None,
+        log_y: false,
     });
     if n > 1 {
         r.charts.push(Chart {
@@ -285,6 +287,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
             categories: sizes.clone(),
             series: series(&|s, op| scaling(s, op)),
             reference: Some((goal, format!("target {goal:.1}×"))),
+            log_y: false,
         });
     }
 

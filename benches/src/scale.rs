@@ -234,6 +234,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
             })
             .collect(),
         reference: None,
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "SA installs per second (crossbeam channel → worker loop)".into(),
@@ -247,6 +248,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
                 .collect(),
         }],
         reference: None,
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "Heap bytes per inbound SA".into(),
@@ -257,6 +259,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
             values: rows.iter().map(|r| Some(r.bytes_per_sa)).collect(),
         }],
         reference: None,
+        log_y: false,
     });
     r.notes = vec![
         "Decap: Ethernet ‖ IPv4 ‖ UDP/4500 ‖ ESP frames whose SPIs are drawn uniformly at random (a sequence generated before the point, max(SAs, 65536) long, cycled), encrypted by a peer with one outbound SA per SPI right before each batch (untimed); every packet must be delivered.".into(),

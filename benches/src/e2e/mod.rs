@@ -458,13 +458,14 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<Str
             })
             .collect(),
         reference: None,
+        log_y: false,
     });
     for (title, f) in [
         (
-            "One-way latency p50",
+            "One-way latency p50 (log scale)",
             (|p: &Point| p.p50_us) as fn(&Point) -> f64,
         ),
-        ("One-way latency p99", |p: &Point| p.p99_us),
+        ("One-way latency p99 (log scale)", |p: &Point| p.p99_us),
     ] {
         r.charts.push(Chart {
             title: title.into(),
@@ -478,6 +479,7 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<Str
                 })
                 .collect(),
             reference: None,
+            log_y: true,
         });
     }
     r.notes = vec![
