@@ -82,7 +82,7 @@ enum Scenario {
     E2e(E2eArgs),
     /// IKEv2 handshakes per second (not yet: needs the IKEv2 responder).
     Ike,
-    /// Every scenario that can run here, with default options.
+    /// Every scenario with default options (e2e only where it can run: root, xdpsec built).
     All,
 }
 
@@ -178,7 +178,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             };
             save(&scale::run(plan, &scale_args(&s), &ALLOC)?, &cli.common)?;
             plan.pause();
-            save(&e2e::run(plan, &e2e::Options::default())?, &cli.common)?;
+            let e2e_opts = e2e::Options::default();
+            match e2e::preflight(&e2e_opts) {
+                Ok(_) => save(&e2e::run(plan, &e2e_opts)?, &cli.common)?,
+                Err(why) => {
+                    eprintln!("e2e: skipped: {why}");
+                    save(&e2e::skipped(plan, &why), &cli.common)?;
+                }
+            }
             save(&ike::run(plan), &cli.common)
         }
     }

@@ -106,7 +106,10 @@ pub fn run(plan: Plan, args: &Args) -> Result<Report, String> {
                         let samples =
                             harness::concurrent(cores, |_| op.workload(mix), plan.point())?;
                         let (mpps, gbps) = harness::total(&samples);
-                        progress.end(&format!("{mpps:7.3} Mpps {gbps:7.2} Gbit/s"));
+                        progress.end(&format!(
+                            "{mpps:7.3} Mpps {gbps:7.2} Gbit/s{}",
+                            harness::preempted_note(&samples)
+                        ));
                         record(&mut points, mix, op, workers, samples);
                         plan.pause();
                     }
@@ -267,6 +270,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
         categories: sizes.clone(),
         series: series(&|s, op| mpps(s, op, 1)),
         reference: Some((6.0, "target: decap 6 Mpps at 64 B".into())),
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "Throughput of inner bytes, one worker".into(),
@@ -274,6 +278,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
         categories: sizes.clone(),
         series: series(&|s, op| gbps(s, op, 1)),
         reference: None,
+        log_y: false,
     });
     if n > 1 {
         r.charts.push(Chart {
@@ -282,6 +287,7 @@ fn report(plan: Plan, args: &Args, counts: &[usize], points: Vec<Point>) -> Repo
             categories: sizes.clone(),
             series: series(&|s, op| scaling(s, op)),
             reference: Some((goal, format!("target {goal:.1}×"))),
+            log_y: false,
         });
     }
 

@@ -22,6 +22,9 @@ pub struct Machine {
     pub clocksource: String,
     /// The commit the benchmark was built from, if known.
     pub commit: String,
+    /// `/proc/loadavg` when the report was written: other work on the machine skews results
+    /// (above ~1 per core something else was running).
+    pub loadavg: String,
 }
 
 fn read_trim(path: &str) -> String {
@@ -57,13 +60,14 @@ impl Machine {
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
             ),
             commit,
+            loadavg: read_trim("/proc/loadavg"),
         }
     }
 
     fn line(&self) -> String {
         format!(
-            "{}, {} cores, Linux {}, clocksource {}, commit {}",
-            self.cpu, self.cores, self.kernel, self.clocksource, self.commit
+            "{}, {} cores, Linux {}, clocksource {}, commit {}, load average at the end {}",
+            self.cpu, self.cores, self.kernel, self.clocksource, self.commit, self.loadavg
         )
     }
 }

@@ -141,7 +141,12 @@ pub fn run(plan: Plan, args: &Args, alloc: &Counting) -> Result<Report, String> 
                 let mut w = Decap::with(mix, pipe, source)?;
                 let s = harness::measure_on(core, &mut w, plan.point())?;
                 (pipe, source) = w.into_parts();
-                progress.end(&format!("{:7.3} Mpps {:7.2} Gbit/s", s.mpps(), s.gbps()));
+                progress.end(&format!(
+                    "{:7.3} Mpps {:7.2} Gbit/s{}",
+                    s.mpps(),
+                    s.gbps(),
+                    harness::preempted_note(&[s])
+                ));
                 samples[i].push(s.mpps());
                 gbits[i].push(s.gbps());
                 plan.pause();
@@ -229,6 +234,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
             })
             .collect(),
         reference: None,
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "SA installs per second (crossbeam channel → worker loop)".into(),
@@ -242,6 +248,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
                 .collect(),
         }],
         reference: None,
+        log_y: false,
     });
     r.charts.push(Chart {
         title: "Heap bytes per inbound SA".into(),
@@ -252,6 +259,7 @@ fn report(plan: Plan, args: &Args, rows: Vec<Row>) -> Report {
             values: rows.iter().map(|r| Some(r.bytes_per_sa)).collect(),
         }],
         reference: None,
+        log_y: false,
     });
     r.notes = vec![
         "Decap: Ethernet ‖ IPv4 ‖ UDP/4500 ‖ ESP frames whose SPIs are drawn uniformly at random (a sequence generated before the point, max(SAs, 65536) long, cycled), encrypted by a peer with one outbound SA per SPI right before each batch (untimed); every packet must be delivered.".into(),

@@ -25,6 +25,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// A dashed horizontal reference line (value, label), e.g. a target.
     pub reference: Option<(f64, String)>,
+    /// Logarithmic y axis (decades), for values spanning orders of magnitude.
+    pub log_y: bool,
 }
 
 const WIDTH: f64 = 860.0;
@@ -85,8 +87,31 @@ impl Chart {
             .copied()
             .chain(self.reference.as_ref().map(|r| r.0))
             .fold(0.0, f64::max);
-        let (top, step) = nice_axis(max * 1.08);
-        let y = |v: f64| y0 + TOP + ph - (v / top) * ph;
+        let min = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten())
+            .copied()
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        // Linear: 0 … a round maximum. Log: whole decades around the data.
+        let (bottom, top, step) = if self.log_y && min.is_finite() {
+            let lo = min.log10().floor();
+            let hi = max.log10().ceil().max(lo + 1.0);
+            (lo, hi, 1.0)
+        } else {
+            let (top, step) = nice_axis(max * 1.08);
+            (0.0, top, step)
+        };
+        let log = self.log_y && min.is_finite();
+        let frac = |v: f64| {
+            if log {
+                ((v.max(1e-300).log10() - bottom) / (top - bottom)).clamp(0.0, 1.0)
+            } else {
+                v / top
+            }
+        };
+        let y = |v: f64| y0 + TOP + ph - frac(v) * ph;
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
@@ -95,16 +120,20 @@ impl Chart {
             esc(&self.title)
         );
         // Grid and y ticks.
-        let mut t = 0.0;
+        let mut t = bottom;
         while t <= top + step / 2.0 {
-            let yy = y(t);
+            let (yy, label) = if log {
+                (y(10f64.powf(t)), short(10f64.powf(t)))
+            } else {
+                (y(t), short(t))
+            };
             let _ = writeln!(
                 out,
                 r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
                 WIDTH - RIGHT,
                 LEFT - 6.0,
                 yy + 4.0,
-                short(t)
+                label
             );
             t += step;
         }
@@ -126,7 +155,7 @@ impl Chart {
                     continue;
                 };
                 let x = gx + bw * s as f64;
-                let (yt, h) = (y(*v), (*v / top) * ph);
+                let (yt, h) = (y(*v), frac(*v) * ph);
                 let _ = writeln!(
                     out,
                     r#"<rect x="{x:.1}" y="{yt:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
@@ -232,10 +261,30 @@ mod tests {
                 values: vec![Some(1.0), None],
             }],
             reference: Some((2.0, "target".into())),
+            log_y: false,
         };
         let s = document(&[c]);
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
         assert_eq!(s.matches("<rect x=").count(), 2); // one bar + one legend swatch
         assert!(s.contains("a &lt; b"));
+    }
+
+    #[test]
+    fn log_axis_has_decade_ticks() {
+        let c = Chart {
+            title: "latency".into(),
+            y_label: "µs".into(),
+            categories: vec!["a".into(), "b".into()],
+            series: vec![Series {
+                name: "p50".into(),
+                values: vec![Some(150.0), Some(70_000.0)],
+            }],
+            reference: None,
+            log_y: true,
+        };
+        let s = document(&[c]);
+        for tick in [">100<", ">1000<", ">10000<", ">100000<"] {
+            assert!(s.contains(tick), "{tick} missing");
+        }
     }
 }

@@ -120,6 +120,7 @@ impl Workload for RingSeal {
             black_box(tag.ok());
         }
         Ok(Timed {
+            kind: at[0] / BATCH,
             packets: BATCH as u64,
             bytes,
             busy: t.elapsed(),
@@ -190,6 +191,7 @@ impl Workload for RingOpen {
             self.failures += u64::from(!ok);
         }
         Ok(Timed {
+            kind: at[0] / BATCH,
             packets: BATCH as u64,
             bytes,
             busy: t.elapsed(),
@@ -273,6 +275,7 @@ impl Workload for Encap {
         let busy = t.elapsed();
         black_box(&frames);
         Ok(Timed {
+            kind: at[0] / BATCH,
             packets: BATCH as u64,
             bytes,
             busy,
@@ -348,6 +351,7 @@ impl Workload for Decap {
             return Err(format!("decap: a frame was not delivered: {bad:?}"));
         }
         Ok(Timed {
+            kind: at[0] / BATCH,
             packets: BATCH as u64,
             bytes,
             busy,

@@ -91,7 +91,13 @@ pub struct Point {
     pub gateway: [u64; 5],
 }
 
-fn xdpsec_binary(opts: &Options) -> Result<PathBuf, String> {
+/// What e2e needs from the machine: root (namespaces, XDP, TUN) and the gateway binary.
+/// Returns the binary, or why the scenario cannot run here.
+pub fn preflight(opts: &Options) -> Result<PathBuf, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("e2e needs root (network namespaces, XDP, TUN)".into());
+    }
     let path = match &opts.xdpsec {
         Some(p) => p.clone(),
         None => std::env::current_exe()
@@ -218,7 +224,7 @@ pub fn run(plan: Plan, opts: &Options) -> Result<Report, String> {
             traffic::MIN_SIZE
         ));
     }
-    let xdpsec = xdpsec_binary(opts)?;
+    let xdpsec = preflight(opts)?;
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let dir = std::env::temp_dir().join(format!("xdpsec-bench-e2e-{}", std::process::id()));
@@ -365,6 +371,20 @@ fn measure_strongswan(
     Ok(())
 }
 
+/// The report of an e2e run that could not happen here, saying why.
+pub fn skipped(plan: Plan, why: &str) -> Report {
+    let mut r = Report::new("e2e", "not run here", plan);
+    r.notes.push(format!("not run: {why}"));
+    r.targets.push(Target {
+        name: "AF_XDP gateway vs socket gateway, max delivered".into(),
+        goal: "≥ 2×".into(),
+        measured: format!("not run: {why}"),
+        pass: None,
+    });
+    r.results = serde_json::json!({ "skipped": why });
+    r
+}
+
 fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<String>) -> Report {
     let mut r = Report::new(
         "e2e",
@@ -458,13 +478,14 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<Str
             })
             .collect(),
         reference: None,
+        log_y: false,
     });
     for (title, f) in [
         (
-            "One-way latency p50",
+            "One-way latency p50 (log scale)",
             (|p: &Point| p.p50_us) as fn(&Point) -> f64,
         ),
-        ("One-way latency p99", |p: &Point| p.p99_us),
+        ("One-way latency p99 (log scale)", |p: &Point| p.p99_us),
     ] {
         r.charts.push(Chart {
             title: title.into(),
@@ -478,6 +499,7 @@ fn report(plan: Plan, opts: &Options, points: Vec<Point>, ss_missing: Option<Str
                 })
                 .collect(),
             reference: None,
+            log_y: true,
         });
     }
     r.notes = vec![
