@@ -184,6 +184,8 @@ pub struct Links {
     pub worker: usize,
 }
 
+/// Most mailbox batches a worker serves between two looks at its own WAN port and TUN.
+const MAILBOX_BATCHES_PER_TURN: usize = 4;
 /// Time between two counter publications.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait in poll(): bounds how late a command or a stop request is seen.
@@ -395,7 +397,9 @@ impl<W: WanPort> Worker<W> {
                 .apply(SaCommand::UpdatePeer { peer, endpoint });
         }
         let mut parcels = std::mem::take(&mut self.parcels);
-        loop {
+        // A few batches per turn, so that a flood of handoffs cannot starve this worker's own
+        // queue and TUN: what is left keeps the next poll from sleeping.
+        for _ in 0..MAILBOX_BATCHES_PER_TURN {
             while parcels.len() < MAX_BATCH {
                 match mailbox.take() {
                     Some(p) => parcels.push(p),
@@ -409,7 +413,8 @@ impl<W: WanPort> Worker<W> {
             self.stats.handoff_rx += n as u64;
             // Runs of parcels of one origin kind go through the pipeline together.
             let mut start = 0;
-            while start < n {
+            let mut result = Ok(());
+            while start < n && result.is_ok() {
                 let kind = |p: &Parcel| match p.origin() {
                     Origin::Frame(link) => (0, Some(link)),
                     Origin::Udp(..) => (1, None),
@@ -420,11 +425,15 @@ impl<W: WanPort> Worker<W> {
                     .iter()
                     .position(|p| kind(p) != first)
                     .map_or(n, |k| start + k);
-                self.process_parcels(&mut parcels[start..end])?;
+                result = self.process_parcels(&mut parcels[start..end]);
                 start = end;
             }
             for p in parcels.drain(..) {
                 mailbox.recycle(p);
+            }
+            if let Err(e) = result {
+                self.parcels = parcels;
+                return Err(e);
             }
             if n < MAX_BATCH {
                 break;
