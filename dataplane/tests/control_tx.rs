@@ -4,35 +4,20 @@
 //! (§2.3). Runs as root in a private network namespace of the test thread (TUN + loopback).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::bounded;
 use xdpsec_dataplane::batch::{Config, Pipeline};
 use xdpsec_dataplane::handoff::Handoff;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
-use xdpsec_dataplane::worker::{ControlDatagram, Links, Worker, WorkerStats};
+use xdpsec_dataplane::worker::{ControlDatagram, Worker};
 
-/// Move this thread (and the threads and processes it starts) into a new network namespace
-/// with loopback up. Fails loudly: the test needs root.
-fn private_netns() {
-    // SAFETY: unshare has no memory preconditions; it affects only the calling thread.
-    let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(
-        r,
-        0,
-        "unshare(CLONE_NEWNET) failed (needs root): {}",
-        std::io::Error::last_os_error()
-    );
-    let st = std::process::Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("ip");
-    assert!(st.success(), "ip link set lo up");
-}
+use common::{links, private_netns, run};
 
 #[test]
 fn control_datagrams_leave_through_the_worker() {
@@ -44,22 +29,9 @@ fn control_datagrams_leave_through_the_worker() {
 
     let port = UdpPort::bind(gw).unwrap();
     let tun = Tun::open("xdpt-ctl0", 1400, false).unwrap();
-    let stats = Arc::new(Mutex::new(WorkerStats::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (_cmd_tx, commands) = bounded(4);
-    let (_query_tx, queries) = bounded(4);
-    let (events, _events_rx) = bounded(16);
-    let (transmit_tx, transmit) = bounded(16);
-    let links = Links {
-        commands,
-        queries,
-        events,
-        stats: Arc::clone(&stats),
-        stop: Arc::clone(&stop),
-        transmit,
-        handoff: Arc::new(Handoff::new(1, 4).unwrap()),
-        worker: 0,
-    };
+    let (links, ends) = links(&Arc::new(Handoff::new(1, 1).unwrap()), 0, &stop);
+    let transmit_tx = ends.transmit.clone();
     let worker = Worker::new(port, tun, Pipeline::new(Config::default()), links);
     let handle = std::thread::spawn(move || worker.run());
 
@@ -81,7 +53,7 @@ fn control_datagrams_leave_through_the_worker() {
 
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
-    let s = stats.lock().unwrap().clone();
+    let s = ends.stats.lock().unwrap().clone();
     assert_eq!((s.control_tx, s.control_drops), (2, 0));
 }
 
@@ -95,17 +67,6 @@ fn control_datagrams_leave_through_an_afxdp_worker() {
     private_netns();
     let pid = std::process::id();
     let peer_ns = format!("xdt-{pid}-peer");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let _ = std::process::Command::new("ip")
         .args(["netns", "del", &peer_ns])
         .output();
@@ -160,23 +121,10 @@ fn control_datagrams_leave_through_an_afxdp_worker() {
     let port = XskPort::open("xdtg", 0, &cfg).expect("AF_XDP socket on the veth");
     let wan = AfxdpWan::new(port, [2, 0, 0, 0, 0x53, 1], NextHop::Learn);
     let tun = Tun::open("xdpt-ctl1", 1400, false).unwrap();
-    let stats = Arc::new(Mutex::new(WorkerStats::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (_cmd_tx, commands) = bounded(4);
-    let (_query_tx, queries) = bounded(4);
-    let (events, _events_rx) = bounded(16);
-    let (transmit_tx, transmit) = bounded(16);
-    let handoff = Arc::new(Handoff::new(1, 4).unwrap());
-    let links = Links {
-        commands,
-        queries,
-        events,
-        stats: Arc::clone(&stats),
-        stop: Arc::clone(&stop),
-        transmit,
-        handoff: Arc::clone(&handoff),
-        worker: 0,
-    };
+    let handoff = Arc::new(Handoff::new(1, 1).unwrap());
+    let (links, ends) = links(&handoff, 0, &stop);
+    let transmit_tx = ends.transmit.clone();
     let worker = Worker::new(wan, tun, Pipeline::new(Config::default()), links);
     let handle = std::thread::spawn(move || worker.run());
 
@@ -197,6 +145,6 @@ fn control_datagrams_leave_through_an_afxdp_worker() {
 
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
-    let s = stats.lock().unwrap().clone();
+    let s = ends.stats.lock().unwrap().clone();
     assert_eq!((s.control_tx, s.control_drops), (1, 0), "{s:?}");
 }
