@@ -1,5 +1,5 @@
-//! `xdpsec run`: the gateway runtime with static SAs — TUN, routes, WAN backend, a pinned
-//! worker, signal handling, periodic stats snapshots, clean shutdown.
+//! `xdpsec run`: the gateway runtime with static SAs — WAN backend, multi-queue TUN, routes,
+//! pinned workers (one per RX queue), signal handling, periodic stats snapshots, clean shutdown.
 
 use std::io;
 use std::path::{Path, PathBuf};

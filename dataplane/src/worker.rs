@@ -1,8 +1,11 @@
-//! The worker: one thread, pinned to a core, owning a WAN port, the TUN and a [`Pipeline`].
+//! The worker: one thread, pinned to a core, owning a WAN port (its RX queue), a TUN queue and
+//! a [`Pipeline`] that owns the SAs with `spi % workers == worker` ([`Shard`]).
 //!
-//! Its loop: apply SA commands (between batches, so the hot path holds no lock), wait for
-//! either side with `poll(2)`, move batches WAN → TUN and TUN → WAN, forward IKE messages and
-//! pipeline events to the control plane, and publish its counters every 100 ms.
+//! Its loop: apply SA commands (between batches, so the hot path holds no lock), send the
+//! control plane's datagrams, wait for the WAN port, the TUN queue or the mailbox doorbell with
+//! `poll(2)`, move batches WAN → TUN and TUN → WAN (handing frames of other workers' SAs to
+//! their owners, [`crate::handoff`]), serve its own mailbox, forward IKE messages and pipeline
+//! events to the control plane, and publish its counters every 100 ms.
 
 use std::io;
 use std::net::SocketAddr;
