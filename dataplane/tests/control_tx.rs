@@ -9,7 +9,6 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use xdpsec_dataplane::batch::{Config, Pipeline};
 use xdpsec_dataplane::handoff::Handoff;
@@ -17,14 +16,13 @@ use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
 use xdpsec_dataplane::worker::{ControlDatagram, Worker};
 
-use common::{links, private_netns, run};
+use common::{links, private_netns, recv, run};
 
 #[test]
 fn control_datagrams_leave_through_the_worker() {
     private_netns();
     let gw: SocketAddr = "127.0.0.1:4500".parse().unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer_addr = peer.local_addr().unwrap();
 
     let port = UdpPort::bind(gw).unwrap();
@@ -44,11 +42,11 @@ fn control_datagrams_leave_through_the_worker() {
         .unwrap();
 
     let mut buf = [0u8; 2048];
-    let (n, from) = peer.recv_from(&mut buf).unwrap();
+    let (n, from) = recv(&peer, &mut buf, "IKE");
     assert_eq!(from, gw, "IKE leaves from the NAT-T socket");
     assert_eq!(&buf[..4], &[0, 0, 0, 0], "non-ESP marker (RFC 3948 §2.2)");
     assert_eq!(&buf[4..n], &ike[..]);
-    let (n, from) = peer.recv_from(&mut buf).unwrap();
+    let (n, from) = recv(&peer, &mut buf, "keepalive");
     assert_eq!((from, &buf[..n]), (gw, &[0xFFu8][..]), "keepalive (§2.3)");
 
     stop.store(true, Ordering::Relaxed);
@@ -111,7 +109,6 @@ fn control_datagrams_leave_through_an_afxdp_worker() {
     })
     .join()
     .unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 
     let cfg = XskConfig {
         frame_count: 512,
@@ -138,7 +135,7 @@ fn control_datagrams_leave_through_an_afxdp_worker() {
     handoff.mailbox(0).unwrap().notify();
 
     let mut buf = [0u8; 2048];
-    let (n, from) = peer.recv_from(&mut buf).expect("IKE datagram via AF_XDP");
+    let (n, from) = recv(&peer, &mut buf, "IKE datagram via AF_XDP");
     assert_eq!(from, gw);
     assert_eq!(&buf[..4], &[0, 0, 0, 0], "non-ESP marker (RFC 3948 §2.2)");
     assert_eq!(&buf[4..n], &ike[..]);

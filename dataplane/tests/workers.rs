@@ -28,7 +28,7 @@ use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame;
 use xdpsec_dataplane::worker::{ControlDatagram, Worker, WorkerStats};
 
-use common::{links, private_netns, run};
+use common::{links, private_netns, recv, run};
 
 /// Owned by worker 1.
 const SPI_IN: u32 = 0x4000_0001;
@@ -184,7 +184,6 @@ fn two_workers_one_owner_per_sa_both_ways() {
     // Outbound: inner flows (distinct ports) routed into the TUN land on both queues; the
     // owner of SPI_OUT (worker 0) encrypts them all, in one sequence.
     let peer = UdpSocket::bind(PEER).unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let inner = UdpSocket::bind("10.9.0.1:0").unwrap();
     for i in 0..N {
         inner
@@ -198,9 +197,7 @@ fn two_workers_one_owner_per_sa_both_ways() {
     let mut seqs = Vec::new();
     let mut buf = vec![0u8; 4096];
     while seqs.len() < N {
-        let (n, from) = peer
-            .recv_from(&mut buf[HEADROOM..])
-            .expect("ESP from the gateway");
+        let (n, from) = recv(&peer, &mut buf[HEADROOM..], "ESP from the gateway");
         assert_eq!(from, gw);
         let seq = u32::from_be_bytes(buf[HEADROOM + 4..HEADROOM + 8].try_into().unwrap());
         let spi = u32::from_be_bytes(buf[HEADROOM..HEADROOM + 4].try_into().unwrap());
@@ -242,7 +239,7 @@ fn two_workers_one_owner_per_sa_both_ways() {
         .send(ControlDatagram::keepalive(gw, PEER.parse().unwrap()))
         .unwrap();
     handoff.mailbox(0).unwrap().notify();
-    let (n, from) = peer.recv_from(&mut buf).expect("keepalive");
+    let (n, from) = recv(&peer, &mut buf, "keepalive");
     assert_eq!((from, &buf[..n]), (gw, &[0xFFu8][..]));
 
     stop.store(true, Ordering::Relaxed);

@@ -1,8 +1,10 @@
 //! Helpers shared by the runtime tests: a private network namespace per test thread, command
 //! runner, and the channels a worker is started with.
 
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use xdpsec_dataplane::handoff::Handoff;
@@ -70,4 +72,19 @@ pub fn links(handoff: &Arc<Handoff>, worker: usize, stop: &Arc<AtomicBool>) -> (
         _queries: query_tx,
     };
     (links, ends)
+}
+
+/// Receive one datagram within 5 s (a signal's EINTR is retried), or panic naming the error.
+pub fn recv(sock: &UdpSocket, buf: &mut [u8], what: &str) -> (usize, SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match sock.recv_from(buf) {
+            Ok(r) => return r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !left.is_zero() => {}
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }
