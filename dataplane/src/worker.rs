@@ -34,6 +34,10 @@ pub struct IkeDatagram {
     pub dst: SocketAddr,
     /// The IKE message.
     pub message: Vec<u8>,
+    /// The worker (hence RX queue) that received it. ESP-in-UDP of the same peer shares the
+    /// message's 5-tuple, so RSS puts it on the same queue: an inbound SPI with
+    /// `spi % workers == worker` is owned by that worker and needs no handoff.
+    pub worker: usize,
 }
 
 /// How a [`ControlDatagram`] is framed on the NAT-T port.
@@ -314,6 +318,7 @@ impl<W: WanPort> Worker<W> {
         loop {
             let tun = &self.tun;
             let handoff = &self.links.handoff;
+            let worker = self.links.worker;
             let mut post = Post::default();
             let (mut tx, mut drops, mut ike) = (0u64, 0u64, Vec::new());
             let n = self.wan.rx(&mut self.pipeline, &mut |v, data| match v {
@@ -325,6 +330,7 @@ impl<W: WanPort> Worker<W> {
                     src,
                     dst,
                     message: data.to_vec(),
+                    worker,
                 }),
                 Verdict::Handoff { worker, origin } => post.to(handoff, worker, data, origin),
                 _ => {}
