@@ -1,5 +1,5 @@
-//! `xdpsec run`: the gateway runtime with static SAs — TUN, routes, WAN backend, a pinned
-//! worker, signal handling, periodic stats snapshots, clean shutdown.
+//! `xdpsec run`: the gateway runtime with static SAs — WAN backend, multi-queue TUN, routes,
+//! pinned workers (one per RX queue), signal handling, periodic stats snapshots, clean shutdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -88,7 +88,9 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let handoff = Arc::new(Handoff::new(workers, PARCELS).map_err(|e| format!("handoff: {e}"))?);
+    // A single worker owns every SA: its mailbox needs no parcels.
+    let parcels = if workers > 1 { PARCELS } else { 1 };
+    let handoff = Arc::new(Handoff::new(workers, parcels).map_err(|e| format!("handoff: {e}"))?);
     let (ev_tx, ev_rx) = bounded::<WorkerEvent>(4096);
     // IKE and keepalives out of the WAN port (RFC 3948 §2.2, §2.3), sent by worker 0.
     let (transmit_tx, transmit_rx) = bounded::<ControlDatagram>(256);

@@ -370,6 +370,22 @@ fn one_sa_on_two_queues_is_decapsulated_by_its_owner_with_an_exact_replay_window
         "the non-owner drops nothing: it hands off: {last}"
     );
 
+    // `xdpsec stats` shows one block per worker, with the handoff counters.
+    let table = sh(&[
+        env!("CARGO_BIN_EXE_xdpsec"),
+        "stats",
+        "--socket",
+        sock_path.to_str().unwrap(),
+    ]);
+    for row in [
+        "worker 0 (afxdp):",
+        "worker 1 (afxdp):",
+        "handoff_tx",
+        "handoff_rx",
+    ] {
+        assert!(table.contains(row), "{row} in:\n{table}");
+    }
+
     // `xdpsec sa list` reports the SA once, from its owner.
     let list = sh(&[
         env!("CARGO_BIN_EXE_xdpsec"),

@@ -558,20 +558,16 @@ impl Pipeline {
     /// bytes of headroom and [`crate::buf::TAILROOM`] of tailroom.
     pub fn encap_batch(&mut self, frames: &mut [PacketBuf<'_>], verdicts: &mut [Verdict]) {
         for (pkt, v) in frames.iter_mut().zip(verdicts.iter_mut()) {
-            match self.encap_one(pkt) {
-                Ok(Encapped::Wire(dst)) => *v = Verdict::Wire { dst },
-                Ok(Encapped::Handoff(worker)) => {
-                    *v = Verdict::Handoff {
-                        worker,
-                        origin: Origin::Inner,
-                    }
-                }
-                Err(r) => self.drop(v, r),
+            if let Err(r) = self.encap_one(pkt, v) {
+                self.drop(v, r);
             }
         }
     }
 
-    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>) -> Result<Encapped, DropReason> {
+    /// Encapsulate one inner packet; the verdict is written in place (`Wire` or `Handoff`)
+    /// rather than returned, which keeps the endpoint from being copied through the stack.
+    #[inline]
+    fn encap_one(&mut self, pkt: &mut PacketBuf<'_>, v: &mut Verdict) -> Result<(), DropReason> {
         let info = frame::parse_ip(pkt.data()).map_err(|_| DropReason::BadOutboundPacket)?;
         if info.total_len < pkt.len() {
             pkt.truncate(info.total_len);
@@ -584,7 +580,11 @@ impl Pipeline {
             .ok_or(DropReason::NoOutboundSa)?;
         // Another worker's SA: it alone takes the sequence numbers.
         if let Some(worker) = self.config.shard.other_owner(spi) {
-            return Ok(Encapped::Handoff(worker));
+            *v = Verdict::Handoff {
+                worker,
+                origin: Origin::Inner,
+            };
+            return Ok(());
         }
         let Some((sa, endpoint)) = self.sad.outbound_with_endpoint(spi) else {
             return Err(DropReason::NoOutboundSa);
@@ -618,16 +618,9 @@ impl Pipeline {
                 kind,
             });
         }
-        Ok(Encapped::Wire(dst))
+        *v = Verdict::Wire { dst };
+        Ok(())
     }
-}
-
-/// What became of an inner packet.
-enum Encapped {
-    /// Sealed, for this endpoint.
-    Wire(SocketAddr),
-    /// Another worker's SA.
-    Handoff(u16),
 }
 
 /// What pass 1 found in a frame.

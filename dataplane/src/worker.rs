@@ -1,8 +1,11 @@
-//! The worker: one thread, pinned to a core, owning a WAN port, the TUN and a [`Pipeline`].
+//! The worker: one thread, pinned to a core, owning a WAN port (its RX queue), a TUN queue and
+//! a [`Pipeline`] that owns the SAs with `spi % workers == worker` ([`Shard`]).
 //!
-//! Its loop: apply SA commands (between batches, so the hot path holds no lock), wait for
-//! either side with `poll(2)`, move batches WAN → TUN and TUN → WAN, forward IKE messages and
-//! pipeline events to the control plane, and publish its counters every 100 ms.
+//! Its loop: apply SA commands (between batches, so the hot path holds no lock), send the
+//! control plane's datagrams, wait for the WAN port, the TUN queue or the mailbox doorbell with
+//! `poll(2)`, move batches WAN → TUN and TUN → WAN (handing frames of other workers' SAs to
+//! their owners, [`crate::handoff`]), serve its own mailbox, forward IKE messages and pipeline
+//! events to the control plane, and publish its counters every 100 ms.
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +34,10 @@ pub struct IkeDatagram {
     pub dst: SocketAddr,
     /// The IKE message.
     pub message: Vec<u8>,
+    /// The worker (hence RX queue) that received it. ESP-in-UDP of the same peer shares the
+    /// message's 5-tuple, so RSS puts it on the same queue: an inbound SPI with
+    /// `spi % workers == worker` is owned by that worker and needs no handoff.
+    pub worker: usize,
 }
 
 /// How a [`ControlDatagram`] is framed on the NAT-T port.
@@ -184,6 +191,8 @@ pub struct Links {
     pub worker: usize,
 }
 
+/// Most mailbox batches a worker serves between two looks at its own WAN port and TUN.
+const MAILBOX_BATCHES_PER_TURN: usize = 4;
 /// Time between two counter publications.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait in poll(): bounds how late a command or a stop request is seen.
@@ -311,6 +320,7 @@ impl<W: WanPort> Worker<W> {
         loop {
             let tun = &self.tun;
             let handoff = &self.links.handoff;
+            let worker = self.links.worker;
             let mut post = Post::default();
             let (mut tx, mut drops, mut ike) = (0u64, 0u64, Vec::new());
             let n = self.wan.rx(&mut self.pipeline, &mut |v, data| match v {
@@ -322,6 +332,7 @@ impl<W: WanPort> Worker<W> {
                     src,
                     dst,
                     message: data.to_vec(),
+                    worker,
                 }),
                 Verdict::Handoff { worker, origin } => post.to(handoff, worker, data, origin),
                 _ => {}
@@ -397,7 +408,9 @@ impl<W: WanPort> Worker<W> {
                 .apply(SaCommand::UpdatePeer { peer, endpoint });
         }
         let mut parcels = std::mem::take(&mut self.parcels);
-        loop {
+        // A few batches per turn, so that a flood of handoffs cannot starve this worker's own
+        // queue and TUN: what is left keeps the next poll from sleeping.
+        for _ in 0..MAILBOX_BATCHES_PER_TURN {
             while parcels.len() < MAX_BATCH {
                 match mailbox.take() {
                     Some(p) => parcels.push(p),
@@ -411,7 +424,8 @@ impl<W: WanPort> Worker<W> {
             self.stats.handoff_rx += n as u64;
             // Runs of parcels of one origin kind go through the pipeline together.
             let mut start = 0;
-            while start < n {
+            let mut result = Ok(());
+            while start < n && result.is_ok() {
                 let kind = |p: &Parcel| match p.origin() {
                     Origin::Frame(link) => (0, Some(link)),
                     Origin::Udp(..) => (1, None),
@@ -422,11 +436,15 @@ impl<W: WanPort> Worker<W> {
                     .iter()
                     .position(|p| kind(p) != first)
                     .map_or(n, |k| start + k);
-                self.process_parcels(&mut parcels[start..end])?;
+                result = self.process_parcels(&mut parcels[start..end]);
                 start = end;
             }
             for p in parcels.drain(..) {
                 mailbox.recycle(p);
+            }
+            if let Err(e) = result {
+                self.parcels = parcels;
+                return Err(e);
             }
             if n < MAX_BATCH {
                 break;

@@ -396,6 +396,11 @@ impl XskPort {
         self.mode
     }
 
+    /// The interface the socket is bound to.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
     /// The queue the socket is bound to.
     pub fn queue(&self) -> u32 {
         self.queue
@@ -693,8 +698,9 @@ pub enum NextHop {
     /// A fixed MAC address (the WAN router's).
     Static([u8; 6]),
     /// The source MAC of the latest received NAT-T frame (the router in front of the
-    /// gateway, or the peer on a shared segment). Nothing is sent before the first frame
-    /// arrives. As trustworthy as ARP on that segment.
+    /// gateway, or the peer on a shared segment). Before the first frame arrives, the
+    /// kernel's IPv4 neighbour entry of the route's next hop ([`super::neigh`]); IPv6 waits
+    /// for a frame. As trustworthy as ARP on that segment.
     Learn,
 }
 
@@ -831,6 +837,14 @@ impl WanPort for AfxdpWan {
     }
 
     fn tx(&mut self, packets: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+        if self.next_hop_mac().is_none()
+            && self.next_hop == NextHop::Learn
+            && let Some(&(dst, _)) = packets.first()
+            && let Some(mac) = super::neigh::next_hop_mac(self.port.iface(), dst.ip())
+        {
+            // Nothing received yet: ask the kernel's neighbour table (IPv4).
+            self.learned.set(mac);
+        }
         let Some(dst_mac) = self.next_hop_mac() else {
             return Ok(0);
         };

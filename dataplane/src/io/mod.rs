@@ -3,6 +3,7 @@
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+pub mod neigh;
 pub mod port_set;
 pub mod socket;
 pub mod tun;

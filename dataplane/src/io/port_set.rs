@@ -1,9 +1,8 @@
 //! Several WAN ports served by one worker — one AF_XDP socket per RX queue — behind a
-//! single epoll descriptor that is readable when any of them is.
-//!
-//! One worker for all queues keeps every inbound SA's replay window in one place, so
-//! anti-replay stays exact whichever queue RSS picks. Scaling to a worker per queue needs the
-//! SPI-owner hand-off (or RFC 9611 per-CPU SAs): see docs/ARCHITECTURE.md.
+//! single epoll descriptor that is readable when any of them is: a worker serves queues
+//! `q ≡ worker (mod workers)`, one each unless there are more RX queues than workers.
+//! (Replay windows stay exact either way: each SA has one owning worker, see
+//! [`crate::handoff`].)
 
 use std::io;
 use std::net::SocketAddr;
