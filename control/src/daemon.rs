@@ -415,20 +415,6 @@ fn start_afxdp(cfg: &Gateway, cores: usize) -> Result<Wan, String> {
     .max(1);
     let xsk = XskConfig::default();
     let learned = LearnedMac::new();
-    // An initiator speaks first on 4500 (IKE_AUTH after the float), before any frame came
-    // back to learn the next hop from: ask the kernel's neighbour table for it.
-    for remote in cfg.conns.iter().filter_map(|c| c.remote) {
-        match kernel_next_hop(iface, remote.ip()) {
-            Some(mac) => {
-                learned.set(mac);
-                break;
-            }
-            None => tracing::warn!(
-                "no neighbour entry towards {} on {iface}: AF_XDP learns the next hop from the first frame received",
-                remote.ip()
-            ),
-        }
-    }
     let mut ports: Vec<Vec<AfxdpWan>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bind = None;
     for q in 0..queues {
@@ -452,37 +438,6 @@ fn start_afxdp(cfg: &Gateway, cores: usize) -> Result<Wan, String> {
         bind.unwrap_or(BindMode::Copy)
     );
     Ok(Wan::AfXdp(sets, steering, note))
-}
-
-/// The MAC of the next hop towards `dst` on `iface`, from the kernel (`ip route get`, then the
-/// neighbour table; one ping resolves it when it is not there yet).
-fn kernel_next_hop(iface: &str, dst: std::net::IpAddr) -> Option<[u8; 6]> {
-    let run = |args: &[&str]| -> Option<serde_json::Value> {
-        let out = Command::new("ip").args(args).output().ok()?;
-        serde_json::from_slice(&out.stdout).ok()
-    };
-    let dst = dst.to_string();
-    let route = run(&["-j", "route", "get", &dst, "oif", iface])?;
-    let hop = route
-        .get(0)
-        .and_then(|r| r.get("gateway").or_else(|| r.get("dst")))
-        .and_then(|h| h.as_str())?
-        .to_string();
-    let lookup = || -> Option<[u8; 6]> {
-        let neigh = run(&["-j", "neigh", "show", "to", &hop, "dev", iface])?;
-        let mac = neigh.get(0)?.get("lladdr")?.as_str()?;
-        let bytes: Vec<u8> = mac
-            .split(':')
-            .map(|b| u8::from_str_radix(b, 16).ok())
-            .collect::<Option<_>>()?;
-        bytes.try_into().ok()
-    };
-    lookup().or_else(|| {
-        let _ = Command::new("ping")
-            .args(["-c", "1", "-W", "1", "-I", iface, &hop])
-            .output();
-        lookup()
-    })
 }
 
 /// The interface's MAC address (sysfs; `ip netns exec` remounts /sys for the namespace).

@@ -260,17 +260,37 @@ fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
         std::thread::spawn(move || {
             let out = Command::new("ip")
                 .args([
-                    "netns", "exec", &ns, "ping", "-n", "-O", "-i", "0.02", "-w", "14",
+                    "netns", "exec", &ns, "ping", "-n", "-D", "-i", "0.02", "-c", "650", "-W", "2",
                 ])
                 .arg("10.9.0.2")
                 .output()
                 .unwrap();
-            // The summary, and which requests went unanswered (`-O`), if any.
-            String::from_utf8_lossy(&out.stdout)
+            // The summary, and which requests were never answered (with the time they were
+            // sent, `-D`, to line up with the gateway's log).
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let answered: std::collections::HashSet<u64> = text
                 .lines()
-                .filter(|l| !l.starts_with("64 bytes"))
-                .collect::<Vec<_>>()
-                .join("\n")
+                .filter(|l| l.contains("bytes from"))
+                .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
+                .collect();
+            let start = text
+                .lines()
+                .find_map(|l| l.strip_prefix('[')?.split(']').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let missing: Vec<String> = (1..=650)
+                .filter(|n| !answered.contains(n))
+                .map(|n| {
+                    format!(
+                        "seq {n} (sent about {:.2} s in, epoch {start:.3})",
+                        n as f64 * 0.02
+                    )
+                })
+                .collect();
+            let summary: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("packet loss") || l.starts_with("rtt"))
+                .collect();
+            format!("{}\nunanswered: {missing:?}", summary.join("\n"))
         })
     };
     std::thread::sleep(Duration::from_secs(2));

@@ -41,10 +41,13 @@ impl Topology {
             0,
             "the namespace tests need root: run `sudo bash scripts/test.sh`"
         );
+        // The process id in the names keeps concurrent runs (two checkouts on one machine)
+        // out of each other's namespaces.
+        let prefix = format!("{prefix}{}-", std::process::id());
         let topo = root().join("scripts/netns/topo.sh");
-        sh(&["bash", topo.to_str().unwrap(), "up", prefix]);
+        sh(&["bash", topo.to_str().unwrap(), "up", &prefix]);
         Self {
-            prefix: prefix.to_string(),
+            prefix,
             children: Vec::new(),
         }
     }
