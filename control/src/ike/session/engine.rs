@@ -237,6 +237,7 @@ impl Engine {
             remote: sa.remote,
             nat_local: sa.nat_local,
             nat_remote: sa.nat_remote,
+            encap_forced: sa.encap_forced,
             ike_suite: sa
                 .crypto
                 .as_ref()

@@ -197,6 +197,8 @@ pub(super) struct IkeSa {
     pub init_src: Option<SocketAddr>,
     pub nat_local: bool,
     pub nat_remote: bool,
+    /// We sent a NAT_DETECTION_SOURCE_IP that cannot match (config `encap`, §2.23).
+    pub encap_forced: bool,
     pub hs: Option<Handshake>,
     pub crypto: Option<Crypto>,
     pub next_req_id: u32,
@@ -251,6 +253,7 @@ impl IkeSa {
             init_src: None,
             nat_local: false,
             nat_remote: false,
+            encap_forced: false,
             hs: None,
             crypto: None,
             next_req_id: 0,

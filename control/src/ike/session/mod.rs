@@ -19,7 +19,10 @@
 //!   stateless cookies under load (§2.6), and IKE_AUTH with PSK (§2.15), a tunnel-mode
 //!   child SA, traffic selector narrowing (§2.9) and a virtual IP from a pool (§2.19, §3.15);
 //!   both as initiator and responder. After NAT detection the initiator floats to port 4500
-//!   (§2.23) and the side behind the NAT sends keepalives (RFC 3948 §4).
+//!   (§2.23) and the side behind the NAT sends keepalives (RFC 3948 §4). The dataplane only
+//!   does ESP in UDP, so by default UDP encapsulation is forced without a NAT too (a
+//!   NAT_DETECTION_SOURCE_IP that cannot match, like strongSwan's `encap = yes`), and an SA
+//!   whose ESP would not be encapsulated is refused before anything is installed.
 //! - Message IDs, retransmission with exponential backoff and cached responses
 //!   (§2.1, §2.2); half-open SAs time out.
 //! - INFORMATIONAL: Delete of IKE and child SAs (§1.4.1), liveness checks (§1.4).

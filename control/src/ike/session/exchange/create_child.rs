@@ -432,6 +432,7 @@ impl Engine {
         n.crypto = Some(crypto);
         n.nat_local = old.nat_local;
         n.nat_remote = old.nat_remote;
+        n.encap_forced = old.encap_forced;
         n.remote_id = old.remote_id.clone();
         n.phase = Phase::Established;
         n.established = Some(now);
