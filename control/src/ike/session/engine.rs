@@ -10,6 +10,7 @@ use ring::rand::SecureRandom;
 use xdpsec_dataplane::sa::PeerId;
 
 use super::config::ConnConfig;
+use super::cookie::CookieSecrets;
 use super::events::{
     ChildInfo, Datagram, EngineStats, IkeEvent, IkeSaInfo, SessionError, Transmit, TransmitKind,
 };
@@ -65,7 +66,8 @@ pub struct Engine {
     pub(super) inbound_spis: HashSet<u32>,
     /// Virtual IP pools by connection index.
     pub(super) pools: HashMap<usize, Pool>,
-    pub(super) cookie_secret: Option<[u8; 32]>,
+    /// Stateless cookie secrets (§2.6).
+    pub(super) cookies: CookieSecrets,
     pub(super) next_peer: u32,
     /// The latest instant passed in (ages in listings are relative to it).
     pub(super) last_now: Option<Instant>,
@@ -95,7 +97,7 @@ impl Engine {
             half_open: 0,
             inbound_spis: HashSet::new(),
             pools: HashMap::new(),
-            cookie_secret: None,
+            cookies: CookieSecrets::default(),
             next_peer: 1,
             last_now: None,
             transmits: VecDeque::new(),

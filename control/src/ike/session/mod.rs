@@ -16,7 +16,7 @@
 //!
 //! What it implements:
 //! - IKE_SA_INIT (§1.2) with NAT detection (§2.23), INVALID_KE_PAYLOAD retry (§1.2),
-//!   stateless cookies under load (§2.6), and IKE_AUTH with PSK (§2.15), a tunnel-mode
+//!   stateless cookies under load (§2.6, secret rotated every two minutes), and IKE_AUTH with PSK (§2.15), a tunnel-mode
 //!   child SA, traffic selector narrowing (§2.9) and a virtual IP from a pool (§2.19, §3.15);
 //!   both as initiator and responder. After NAT detection the initiator floats to port 4500
 //!   (§2.23) and the side behind the NAT sends keepalives (RFC 3948 §4). The dataplane only
@@ -65,6 +65,7 @@
 
 mod child;
 mod config;
+mod cookie;
 mod engine;
 mod events;
 mod exchange;

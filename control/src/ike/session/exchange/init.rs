@@ -10,7 +10,6 @@ use super::super::ike_sa::{Crypto, Handshake, IkeSa, Outstanding, Phase, Request
 use super::super::nat::{NATD_LEN, detect, natd_payloads};
 use super::Inner;
 use crate::ike::IkeError;
-use crate::ike::crypto::cookie::{check_cookie, make_cookie};
 use crate::ike::crypto::dh::{KeyExchange, check_ke};
 use crate::ike::crypto::keys::{IkeSaKeys, skeyseed};
 use crate::ike::crypto::transform::DhGroup;
@@ -22,8 +21,6 @@ use crate::ike::proposal::{accept_ike_reply, select_ike};
 /// COOKIE / INVALID_KE_PAYLOAD restarts an initiator accepts per attempt (they are
 /// unauthenticated, so a forger must not keep us busy forever).
 const MAX_RESTARTS: u8 = 3;
-/// Version octet of our cookies (the secret never rotates within one engine).
-const COOKIE_VERSION: u8 = 1;
 
 impl Engine {
     /// `initiate()`: a new IKE SA towards the connection's `remote`.
@@ -192,16 +189,6 @@ impl Engine {
         }
     }
 
-    fn cookie_secret(&mut self) -> Result<[u8; 32], &'static str> {
-        if let Some(s) = self.cookie_secret {
-            return Ok(s);
-        }
-        let mut s = [0u8; 32];
-        self.random(&mut s)?;
-        self.cookie_secret = Some(s);
-        Ok(s)
-    }
-
     /// Responder: an IKE_SA_INIT request (or its retransmission).
     pub(in crate::ike::session) fn init_request(
         &mut self,
@@ -244,13 +231,15 @@ impl Engine {
             .min()
             .unwrap_or(0);
         if self.half_open >= threshold {
-            let secret = self.cookie_secret()?;
             let ip = d.src.ip();
-            let ok = inner
-                .notify(NotifyType::COOKIE)
-                .is_some_and(|c| check_cookie(&c.data, COOKIE_VERSION, &secret, ni, ip, &h.spi_i));
+            let ok = match inner.notify(NotifyType::COOKIE) {
+                Some(c) => self
+                    .cookies
+                    .check(now, &*self.rng, &c.data, ni, ip, &h.spi_i)?,
+                None => false,
+            };
             if !ok {
-                let cookie = make_cookie(COOKIE_VERSION, &secret, ni, ip, &h.spi_i);
+                let cookie = self.cookies.make(now, &*self.rng, ni, ip, &h.spi_i)?;
                 self.stateless_reply(&d, h.spi_i, NotifyPayload::new(NotifyType::COOKIE, &cookie));
                 return Err("cookie_required");
             }
