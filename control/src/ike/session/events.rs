@@ -137,6 +137,8 @@ pub enum SessionError {
     NotActive(String),
     /// The engine holds as many IKE SAs as it accepts.
     TooManySas,
+    /// The connection's IKE SAs hold as many child SA pairs as they may.
+    TooManyChildren(String),
     /// The random source or the crypto failed (the [`IkeError`](crate::ike::IkeError) name).
     Crypto(&'static str),
 }
@@ -149,6 +151,9 @@ impl fmt::Display for SessionError {
             SessionError::AlreadyActive(c) => write!(f, "connection {c:?} is already up"),
             SessionError::NotActive(c) => write!(f, "connection {c:?} is not up"),
             SessionError::TooManySas => f.write_str("too many IKE SAs"),
+            SessionError::TooManyChildren(c) => {
+                write!(f, "connection {c:?} has as many child SAs as it may")
+            }
             SessionError::Crypto(e) => write!(f, "crypto failure: {e}"),
         }
     }

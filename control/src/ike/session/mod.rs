@@ -4,7 +4,8 @@
 //!
 //! - inputs: [`Engine::handle`] (a received IKE message with its addresses),
 //!   [`Engine::handle_timeout`] (the clock passed [`Engine::poll_timeout`]),
-//!   [`Engine::initiate`] / [`Engine::terminate`] (operator or config);
+//!   [`Engine::initiate`] / [`Engine::terminate`] / [`Engine::create_child`] (operator or
+//!   config);
 //! - outputs, drained after every input: [`Engine::poll_transmit`] (IKE messages and
 //!   NAT-keepalives to send), [`Engine::poll_event`] (child SAs to install or remove, peers
 //!   that moved, discarded messages), [`Engine::poll_timeout`] (when to call
@@ -26,8 +27,9 @@
 //! - Message IDs, retransmission with exponential backoff and cached responses
 //!   (§2.1, §2.2); half-open SAs time out.
 //! - INFORMATIONAL: Delete of IKE and child SAs (§1.4.1), liveness checks (§1.4).
-//! - CREATE_CHILD_SA: child rekey (§1.3.3, make-before-break) and IKE SA rekey (§1.3.2,
-//!   §2.18); collisions resolved by nonces (§2.8.1: the lower nonce loses).
+//! - CREATE_CHILD_SA: additional child SAs, up to four pairs per IKE SA (§1.3.1), child rekey
+//!   (§1.3.3, make-before-break) and IKE SA rekey (§1.3.2, §2.18); collisions resolved by
+//!   nonces (§2.8.1: the lower nonce loses).
 //! - NAT mapping changes learnt from authenticated messages only (§2.23).
 //!
 //! Every discarded message yields [`IkeEvent::Dropped`] with a stable reason and is counted
