@@ -14,7 +14,8 @@
 //! - without a NAT (the engine in `gw`, strongSwan in `nat` at 192.0.2.1, directly connected),
 //!   in both roles: the engine forces UDP encapsulation (`encap`, RFC 7296 §2.23), strongSwan
 //!   believes it is behind a NAT, both sides use port 4500, and strongSwan's ESP arrives in UDP
-//!   4500 (captured with tcpdump; no plain ESP on the wire).
+//!   4500 (captured with tcpdump; no plain ESP on the wire); the initiator adds a second child
+//!   SA on the IKE SA (CREATE_CHILD_SA, RFC 7296 §1.3.1).
 //!
 //! The engine runs on plain UDP sockets in a thread that entered the namespace (a minimal
 //! stand-in for the daemon: the non-ESP marker is added and removed here). strongSwan's view
@@ -150,6 +151,7 @@ impl Drop for Lab {
 enum Cmd {
     Initiate(&'static str),
     Terminate(&'static str),
+    CreateChild(&'static str),
 }
 
 /// The engine on UDP 500/4500 inside a namespace: a minimal daemon.
@@ -344,6 +346,7 @@ fn serve(addr: IpAddr, conns: Vec<ConnConfig>, cmds: Receiver<Cmd>, io: &Io) {
             match cmd {
                 Cmd::Initiate(c) => engine.initiate(now, c).unwrap(),
                 Cmd::Terminate(c) => engine.terminate(now, c).unwrap(),
+                Cmd::CreateChild(c) => engine.create_child(now, c).unwrap(),
             }
         }
         for (sock, port) in [(&s500, 500u16), (&s4500, 4500)] {
@@ -692,6 +695,13 @@ fn direct_conf(initiator: bool) -> String {
                 mode = tunnel
                 start_action = none
             }}
+            second {{
+                local_ts = 10.0.1.0/25
+                remote_ts = 10.9.0.128/25
+                esp_proposals = aes128gcm16
+                mode = tunnel
+                start_action = none
+            }}
         }}
     }}
 }}
@@ -728,7 +738,8 @@ fn direct_conn(initiator: bool) -> ConnConfig {
 
 /// Without a NAT between the engine (gw namespace) and strongSwan (nat namespace, 192.0.2.1):
 /// the engine forces UDP encapsulation; strongSwan sees the engine "behind a NAT", both use
-/// port 4500, and strongSwan's ESP arrives in UDP 4500 with the engine's inbound SPI.
+/// port 4500, and strongSwan's ESP arrives in UDP 4500 with the engine's inbound SPIs. The
+/// initiator then adds a second child SA with CREATE_CHILD_SA (RFC 7296 §1.3.1).
 fn without_nat(prefix: &str, engine_initiates: bool) {
     let lab = Lab::up(prefix, "nat", &direct_conf(!engine_initiates));
     let gw_ns = format!("{prefix}gw");
@@ -777,6 +788,32 @@ fn without_nat(prefix: &str, engine_initiates: bool) {
     let raw = lab.ctl("--list-sas", &["--raw"]);
     assert!(raw.contains("nat-remote=yes"), "{raw}");
     assert!(raw.contains("encap=yes"), "{raw}");
+    // a second child on the same IKE SA, asked for by the initiator
+    if engine_initiates {
+        node.cmds.send(Cmd::CreateChild("direct")).unwrap();
+    } else {
+        let out = lab.ctl("--initiate", &["--child", "second"]);
+        assert!(out.contains("completed successfully"), "{out}");
+    }
+    node.wait("CREATE_CHILD_SA", 10, &lab, |k| {
+        k == ["ike_up", "child_up", "child_up"]
+    });
+    let (inb2, outb2, _) = node.last_child();
+    let sas = lab.ctl("--list-sas", &[]);
+    let mut listed = ss_spis(&sas);
+    listed.sort_unstable();
+    let mut ours = vec![(outb, inb), (outb2, inb2)];
+    ours.sort_unstable();
+    assert_eq!(listed, ours, "{sas}");
+    assert_eq!(sas.matches("TUNNEL-in-UDP").count(), 2, "{sas}");
+    assert_eq!(node.list()[0].children.len(), 2);
+    if !engine_initiates {
+        // what strongSwan asked for, within the connection's selectors
+        let l = node.list();
+        let c = &l[0].children[1];
+        assert_eq!(c.remote_ts, ["10.0.1.0/25".parse().unwrap()], "{l:?}");
+        assert_eq!(c.local_ts, ["10.9.0.128/25".parse().unwrap()], "{l:?}");
+    }
     // strongSwan's ESP reaches us in UDP 4500 (a ping through its tunnel; no answer comes
     // back, the engine has no dataplane here)
     let nat_ns = format!("{prefix}nat");
@@ -785,13 +822,13 @@ fn without_nat(prefix: &str, engine_initiates: bool) {
         "10.0.1.1", "10.9.0.2",
     ]);
     let end = Instant::now() + Duration::from_secs(5);
-    while !node.esp.lock().unwrap().contains(&inb) && Instant::now() < end {
+    while node.esp.lock().unwrap().len() < 3 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }
     let esp = node.esp.lock().unwrap().clone();
     assert!(
-        !esp.is_empty() && esp.iter().all(|s| *s == inb),
-        "ESP-in-UDP SPIs {esp:x?}, expected {inb:08x}\n{}",
+        esp.len() >= 3 && esp.iter().all(|s| *s == inb || *s == inb2),
+        "ESP-in-UDP SPIs {esp:x?}, expected {inb:08x} or {inb2:08x}\n{}",
         lab.log()
     );
     node.cmds.send(Cmd::Terminate("direct")).unwrap();
@@ -803,7 +840,9 @@ fn without_nat(prefix: &str, engine_initiates: bool) {
     assert_eq!(cap.count("esp"), 0, "plain ESP (protocol 50):\n{wire}");
     assert!(cap.count("udp port 500") >= 2, "{wire}");
     assert!(cap.count("udp port 4500 and udp[8:4] = 0") >= 4, "{wire}");
-    let esp_in_udp = cap.count(&format!("udp dst port 4500 and udp[8:4] = 0x{inb:08x}"));
+    let esp_in_udp = cap.count(&format!(
+        "udp dst port 4500 and (udp[8:4] = 0x{inb:08x} or udp[8:4] = 0x{inb2:08x})"
+    ));
     assert!(
         esp_in_udp >= 3,
         "ESP in UDP 4500 captured: {esp_in_udp}\n{wire}"
