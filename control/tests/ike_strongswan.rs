@@ -11,6 +11,11 @@
 //! - the engine initiates from behind the NAT to strongSwan on the gateway
 //!   (`scripts/interop/strongswan/gw.conf`): float to 4500, keepalives, virtual IP from
 //!   strongSwan's pool, child and IKE rekeys started by the engine, delete.
+//! - without a NAT (the engine in `gw`, strongSwan in `nat` at 192.0.2.1, directly connected),
+//!   in both roles: the engine forces UDP encapsulation (`encap`, RFC 7296 §2.23), strongSwan
+//!   believes it is behind a NAT, both sides use port 4500, and strongSwan's ESP arrives in UDP
+//!   4500 (captured with tcpdump; no plain ESP on the wire); the initiator adds a second child
+//!   SA on the IKE SA (CREATE_CHILD_SA, RFC 7296 §1.3.1).
 //!
 //! The engine runs on plain UDP sockets in a thread that entered the namespace (a minimal
 //! stand-in for the daemon: the non-ESP marker is added and removed here). strongSwan's view
@@ -70,6 +75,8 @@ struct Lab {
 }
 
 impl Lab {
+    /// Topology `prefix`, charon in namespace `prefix + charon_in` with the swanctl.conf
+    /// `conf`: a file of `scripts/interop/strongswan`, or the text itself (with a newline).
     fn up(prefix: &str, charon_in: &str, conf: &str) -> Self {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "the interop tests need root");
@@ -85,7 +92,13 @@ impl Lab {
             ss_run: std::env::temp_dir().join(format!("xdpsec-ike-ss-{prefix}")),
         };
         lab.ss(&["start", &lab.charon_ns]);
-        let conf = root().join("scripts/interop/strongswan").join(conf);
+        let conf = if conf.contains('\n') {
+            let path = lab.ss_run.join(format!("{}.swanctl.conf", lab.charon_ns));
+            std::fs::write(&path, conf).unwrap();
+            path
+        } else {
+            root().join("scripts/interop/strongswan").join(conf)
+        };
         lab.ss(&["load", &lab.charon_ns, conf.to_str().unwrap()]);
         lab
     }
@@ -138,6 +151,7 @@ impl Drop for Lab {
 enum Cmd {
     Initiate(&'static str),
     Terminate(&'static str),
+    CreateChild(&'static str),
 }
 
 /// The engine on UDP 500/4500 inside a namespace: a minimal daemon.
@@ -145,6 +159,8 @@ struct Node {
     events: Arc<Mutex<Vec<IkeEvent>>>,
     list: Arc<Mutex<Vec<IkeSaInfo>>>,
     keepalives: Arc<Mutex<u32>>,
+    /// SPIs of the ESP packets that arrived on UDP 4500 (RFC 3948 §2.1).
+    esp: Arc<Mutex<Vec<u32>>>,
     cmds: Sender<Cmd>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -155,15 +171,17 @@ impl Node {
         let events = Arc::new(Mutex::new(Vec::new()));
         let list = Arc::new(Mutex::new(Vec::new()));
         let keepalives = Arc::new(Mutex::new(0));
+        let esp = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (cmds, rx) = channel();
         let ns_path = format!("/var/run/netns/{ns}");
-        let (e, l, k, s) = (
-            events.clone(),
-            list.clone(),
-            keepalives.clone(),
-            stop.clone(),
-        );
+        let io = Io {
+            events: events.clone(),
+            list: list.clone(),
+            keepalives: keepalives.clone(),
+            esp: esp.clone(),
+            stop: stop.clone(),
+        };
         let thread = std::thread::spawn(move || {
             let f = std::fs::File::open(&ns_path).unwrap();
             // SAFETY: setns on a valid namespace fd; it changes only this thread's namespace.
@@ -174,12 +192,13 @@ impl Node {
                 "setns {ns_path}: {}",
                 std::io::Error::last_os_error()
             );
-            serve(addr, conns, rx, &e, &l, &k, &s);
+            serve(addr, conns, rx, &io);
         });
         Self {
             events,
             list,
             keepalives,
+            esp,
             cmds,
             stop,
             thread: Some(thread),
@@ -304,15 +323,16 @@ impl Drop for Node {
     }
 }
 
-fn serve(
-    addr: IpAddr,
-    conns: Vec<ConnConfig>,
-    cmds: Receiver<Cmd>,
-    events: &Mutex<Vec<IkeEvent>>,
-    list: &Mutex<Vec<IkeSaInfo>>,
-    keepalives: &Mutex<u32>,
-    stop: &AtomicBool,
-) {
+/// What the engine thread shares with the test.
+struct Io {
+    events: Arc<Mutex<Vec<IkeEvent>>>,
+    list: Arc<Mutex<Vec<IkeSaInfo>>>,
+    keepalives: Arc<Mutex<u32>>,
+    esp: Arc<Mutex<Vec<u32>>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn serve(addr: IpAddr, conns: Vec<ConnConfig>, cmds: Receiver<Cmd>, io: &Io) {
     let s500 = UdpSocket::bind(SocketAddr::new(addr, 500)).unwrap();
     let s4500 = UdpSocket::bind(SocketAddr::new(addr, 4500)).unwrap();
     for s in [&s500, &s4500] {
@@ -320,12 +340,13 @@ fn serve(
     }
     let mut engine = Engine::new(conns, Box::new(SystemRandom::new()));
     let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
+    while !io.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
                 Cmd::Initiate(c) => engine.initiate(now, c).unwrap(),
                 Cmd::Terminate(c) => engine.terminate(now, c).unwrap(),
+                Cmd::CreateChild(c) => engine.create_child(now, c).unwrap(),
             }
         }
         for (sock, port) in [(&s500, 500u16), (&s4500, 4500)] {
@@ -336,6 +357,13 @@ fn serve(
                 let ike = match (port, bytes) {
                     (500, b) => b,
                     (_, [0, 0, 0, 0, rest @ ..]) => rest,
+                    (_, [a, b, c, d, _, _, _, _, ..]) => {
+                        io.esp
+                            .lock()
+                            .unwrap()
+                            .push(u32::from_be_bytes([*a, *b, *c, *d]));
+                        continue;
+                    }
                     _ => continue,
                 };
                 engine.handle(
@@ -354,14 +382,14 @@ fn serve(
         while let Some(t) = engine.poll_transmit() {
             send(&s500, &s4500, &t);
             if t.kind == TransmitKind::Keepalive {
-                *keepalives.lock().unwrap() += 1;
+                *io.keepalives.lock().unwrap() += 1;
             }
         }
         {
-            let mut ev = events.lock().unwrap();
+            let mut ev = io.events.lock().unwrap();
             ev.extend(std::iter::from_fn(|| engine.poll_event()));
         }
-        *list.lock().unwrap() = engine.list();
+        *io.list.lock().unwrap() = engine.list();
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -575,4 +603,267 @@ fn engine_initiates_to_strongswan() {
         .filter(|e| matches!(e, IkeEvent::Dropped { .. }))
         .collect();
     assert!(drops.is_empty(), "{drops:?}");
+}
+
+/// A packet capture on one interface of a namespace (tcpdump), stopped on drop.
+struct Capture {
+    child: std::process::Child,
+    pcap: PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &str, iface: &str, pcap: PathBuf) -> Self {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-i",
+                iface,
+                "--immediate-mode",
+                "-U",
+                "-w",
+            ])
+            .arg(&pcap)
+            .arg("esp or udp port 500 or udp port 4500")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        std::thread::sleep(Duration::from_millis(500));
+        Self { child, pcap }
+    }
+
+    /// Stop capturing (SIGTERM: tcpdump flushes the file).
+    fn stop(&mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill on the pid of a child we spawned and have not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+
+    /// Packets matching a tcpdump filter.
+    fn count(&self, filter: &str) -> usize {
+        sh(&["tcpdump", "-n", "-r", self.pcap.to_str().unwrap(), filter])
+            .lines()
+            .count()
+    }
+
+    /// The whole capture, one line per packet with its first octets.
+    fn dump(&self) -> String {
+        sh(&["tcpdump", "-n", "-x", "-r", self.pcap.to_str().unwrap()])
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}
+
+/// strongSwan at 192.0.2.1 (the `nat` namespace's public side: no NAT in between) with its
+/// site 10.0.1.0/24, talking to the engine's site 10.9.0.0/24 at 192.0.2.2.
+fn direct_conf(initiator: bool) -> String {
+    let addrs = if initiator {
+        "local_addrs = 192.0.2.1\n        remote_addrs = 192.0.2.2"
+    } else {
+        "local_addrs = 192.0.2.1"
+    };
+    format!(
+        r#"connections {{
+    direct {{
+        version = 2
+        mobike = no
+        {addrs}
+        proposals = aes128gcm16-prfsha256-x25519
+        local {{
+            auth = psk
+            id = site-a.example
+        }}
+        remote {{
+            auth = psk
+            id = site-b.example
+        }}
+        children {{
+            direct {{
+                local_ts = 10.0.1.0/24
+                remote_ts = 10.9.0.0/24
+                esp_proposals = aes128gcm16
+                mode = tunnel
+                start_action = none
+            }}
+            second {{
+                local_ts = 10.0.1.0/25
+                remote_ts = 10.9.0.128/25
+                esp_proposals = aes128gcm16
+                mode = tunnel
+                start_action = none
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-psk {{
+        id-1 = site-a.example
+        id-2 = site-b.example
+        secret = "interop-test-psk-0123456789"
+    }}
+}}
+"#
+    )
+}
+
+/// The engine's side of [`direct_conf`].
+fn direct_conn(initiator: bool) -> ConnConfig {
+    let mut c = if initiator {
+        ConnConfig::initiator(
+            "direct",
+            "192.0.2.1:500".parse().unwrap(),
+            id("site-b.example"),
+            PSK,
+        )
+    } else {
+        ConnConfig::responder("direct", id("site-b.example"), PSK)
+    };
+    c.local = Some("192.0.2.2".parse().unwrap());
+    c.remote_id = Some(id("site-a.example"));
+    c.local_ts = vec!["10.9.0.0/24".parse().unwrap()];
+    c.remote_ts = vec!["10.0.1.0/24".parse().unwrap()];
+    assert!(c.encap, "UDP encapsulation is forced by default");
+    c
+}
+
+/// Without a NAT between the engine (gw namespace) and strongSwan (nat namespace, 192.0.2.1):
+/// the engine forces UDP encapsulation; strongSwan sees the engine "behind a NAT", both use
+/// port 4500, and strongSwan's ESP arrives in UDP 4500 with the engine's inbound SPIs. The
+/// initiator then adds a second child SA with CREATE_CHILD_SA (RFC 7296 §1.3.1).
+fn without_nat(prefix: &str, engine_initiates: bool) {
+    let lab = Lab::up(prefix, "nat", &direct_conf(!engine_initiates));
+    let gw_ns = format!("{prefix}gw");
+    let node = Node::start(
+        &gw_ns,
+        "192.0.2.2".parse().unwrap(),
+        vec![direct_conn(engine_initiates)],
+    );
+    let mut cap = Capture::start(&gw_ns, "g-eth0", lab.ss_run.join("g-eth0.pcap"));
+    if engine_initiates {
+        node.cmds.send(Cmd::Initiate("direct")).unwrap();
+    } else {
+        let out = lab.ctl("--initiate", &["--child", "direct"]);
+        assert!(out.contains("completed successfully"), "{out}");
+    }
+    node.wait("IKE_AUTH", 10, &lab, |k| k == ["ike_up", "child_up"]);
+    let (inb, outb, _) = node.last_child();
+    let ups: Vec<(SocketAddr, Option<SocketAddr>)> = node
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            IkeEvent::ChildUp {
+                inbound, outbound, ..
+            } => Some((inbound.local, outbound.remote)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ups,
+        [(
+            "192.0.2.2:4500".parse().unwrap(),
+            Some("192.0.2.1:4500".parse().unwrap())
+        )]
+    );
+    // our view: no NAT here, encapsulation forced (strongSwan's libipsec forces it too, so
+    // it looks "behind a NAT")
+    let info = &node.list()[0];
+    assert!(!info.nat_local && info.encap_forced, "{info:?}");
+    assert_eq!((info.local.port(), info.remote.port()), (4500, 4500));
+    // strongSwan's view: same SPIs, UDP-encapsulated, and we look behind a NAT
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(sas.contains("ESTABLISHED"), "{sas}");
+    assert_eq!(ss_spis(&sas), [(outb, inb)], "{sas}");
+    assert!(sas.contains("192.0.2.2[4500]"), "{sas}");
+    assert!(sas.contains("TUNNEL-in-UDP"), "{sas}");
+    let raw = lab.ctl("--list-sas", &["--raw"]);
+    assert!(raw.contains("nat-remote=yes"), "{raw}");
+    assert!(raw.contains("encap=yes"), "{raw}");
+    // a second child on the same IKE SA, asked for by the initiator
+    if engine_initiates {
+        node.cmds.send(Cmd::CreateChild("direct")).unwrap();
+    } else {
+        let out = lab.ctl("--initiate", &["--child", "second"]);
+        assert!(out.contains("completed successfully"), "{out}");
+    }
+    node.wait("CREATE_CHILD_SA", 10, &lab, |k| {
+        k == ["ike_up", "child_up", "child_up"]
+    });
+    let (inb2, outb2, _) = node.last_child();
+    let sas = lab.ctl("--list-sas", &[]);
+    let mut listed = ss_spis(&sas);
+    listed.sort_unstable();
+    let mut ours = vec![(outb, inb), (outb2, inb2)];
+    ours.sort_unstable();
+    assert_eq!(listed, ours, "{sas}");
+    assert_eq!(sas.matches("TUNNEL-in-UDP").count(), 2, "{sas}");
+    assert_eq!(node.list()[0].children.len(), 2);
+    if !engine_initiates {
+        // what strongSwan asked for, within the connection's selectors
+        let l = node.list();
+        let c = &l[0].children[1];
+        assert_eq!(c.remote_ts, ["10.0.1.0/25".parse().unwrap()], "{l:?}");
+        assert_eq!(c.local_ts, ["10.9.0.128/25".parse().unwrap()], "{l:?}");
+    }
+    // strongSwan's ESP reaches us in UDP 4500 (a ping through its tunnel; no answer comes
+    // back, the engine has no dataplane here)
+    let nat_ns = format!("{prefix}nat");
+    let _ = run(&[
+        "ip", "netns", "exec", &nat_ns, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-I",
+        "10.0.1.1", "10.9.0.2",
+    ]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while node.esp.lock().unwrap().len() < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let esp = node.esp.lock().unwrap().clone();
+    assert!(
+        esp.len() >= 3 && esp.iter().all(|s| *s == inb || *s == inb2),
+        "ESP-in-UDP SPIs {esp:x?}, expected {inb:08x} or {inb2:08x}\n{}",
+        lab.log()
+    );
+    node.cmds.send(Cmd::Terminate("direct")).unwrap();
+    node.wait("delete", 10, &lab, |k| k.last() == Some(&"ike_down"));
+    std::thread::sleep(Duration::from_millis(300));
+    cap.stop();
+    // the wire: IKE_SA_INIT on 500, the rest with the non-ESP marker on 4500, ESP only in UDP
+    let wire = cap.dump();
+    assert_eq!(cap.count("esp"), 0, "plain ESP (protocol 50):\n{wire}");
+    assert!(cap.count("udp port 500") >= 2, "{wire}");
+    assert!(cap.count("udp port 4500 and udp[8:4] = 0") >= 4, "{wire}");
+    let esp_in_udp = cap.count(&format!(
+        "udp dst port 4500 and (udp[8:4] = 0x{inb:08x} or udp[8:4] = 0x{inb2:08x})"
+    ));
+    assert!(
+        esp_in_udp >= 3,
+        "ESP in UDP 4500 captured: {esp_in_udp}\n{wire}"
+    );
+    let sas = lab.ctl("--list-sas", &[]);
+    assert!(!sas.contains("ESTABLISHED"), "{sas}");
+    assert_eq!(*node.keepalives.lock().unwrap(), 0, "no NAT: no keepalives");
+    let drops: Vec<IkeEvent> = node
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, IkeEvent::Dropped { .. }))
+        .collect();
+    assert!(drops.is_empty(), "{drops:?}");
+}
+
+#[test]
+fn strongswan_initiates_without_nat() {
+    without_nat("xie", false);
+}
+
+#[test]
+fn engine_initiates_without_nat() {
+    without_nat("xif", true);
 }

@@ -17,6 +17,8 @@
 //! pool = "10.99.0.0/24"              # responder: virtual IPs for road warriors (IPv4)
 //! request_vip = false                # initiator: ask the responder for a virtual IP
 //! replay_window = 1024               # inbound child SAs: 64..=4096, multiple of 64
+//! encap = true                       # force ESP-in-UDP without a NAT (RFC 7296 §2.23 faked
+//!                                    # NAT detection); false: come up only behind a real NAT
 //! keepalive = "20s"                  # NAT-keepalives when we are behind a NAT (RFC 3948 §4)
 //! dpd = "30s"                        # liveness check after this much silence; "0s" = off
 //! ike_lifetime = "4h"                # rekeyed rekey_margin before (RFC 7296 §2.18)
@@ -63,6 +65,7 @@ pub(crate) struct RawConn {
     remote_ts: Option<Spanned<Vec<String>>>,
     pool: Option<Spanned<String>>,
     request_vip: Option<bool>,
+    encap: Option<bool>,
     replay_window: Option<Spanned<i64>>,
     keepalive: Option<Spanned<toml::Value>>,
     dpd: Option<Spanned<toml::Value>>,
@@ -295,6 +298,7 @@ impl Ctx<'_> {
             pool,
             request_vip,
             replay_window,
+            encap: r.encap.unwrap_or(true),
             timers,
         })
     }

@@ -64,6 +64,7 @@ fn responder_with_defaults() {
     assert_eq!(c.esp.len(), 2);
     assert_eq!(c.pool, Some(("10.99.0.1".parse().unwrap(), 254)));
     assert_eq!(c.replay_window, 1024);
+    assert!(c.encap, "ESP-in-UDP is forced by default");
     assert_eq!(c.timers, Timers::default());
 }
 
@@ -72,7 +73,7 @@ fn initiator_with_timers() {
     let d = psk_dir(0o400, "k");
     let text = GW.replace("pool = \"10.99.0.0/24\"", "").replace(
         "name = \"rw\"",
-        "name = \"home\"\nrole = \"initiator\"\nremote = \"192.0.2.2\"\nrequest_vip = true\n\
+        "name = \"home\"\nrole = \"initiator\"\nremote = \"192.0.2.2\"\nrequest_vip = true\nencap = false\n\
              keepalive = \"5s\"\ndpd = 0\nchild_lifetime = \"90s\"\nrekey_margin = \"30s\"\n\
              ike = [\"aes256-sha256-ecp384\"]\nesp = [\"aes256gcm16-esn\"]",
     );
@@ -81,6 +82,7 @@ fn initiator_with_timers() {
     assert_eq!(c.role, Role::Initiator);
     assert_eq!(c.remote, "192.0.2.2:500".parse().ok());
     assert!(c.request_vip);
+    assert!(!c.encap);
     assert_eq!(c.timers.keepalive, Duration::from_secs(5));
     assert!(c.timers.dpd.is_zero());
     assert_eq!(c.timers.child_lifetime, Duration::from_secs(90));

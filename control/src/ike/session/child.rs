@@ -10,6 +10,7 @@ use xdpsec_dataplane::sa::{
 use super::engine::Engine;
 use super::events::IkeEvent;
 use super::ike_sa::{Child, ChildState, IkeSa};
+use super::ts::effective;
 use crate::ike::crypto::keys::ChildSaKeys;
 use crate::ike::crypto::transform::{Encr, EspSuite};
 use crate::ike::payload::SaPayload;
@@ -61,6 +62,22 @@ pub(super) struct NewChild {
 }
 
 impl Engine {
+    /// The selectors a child pair of `sa` may cover, (ours, the peer's): the connection's
+    /// networks, with the virtual IP in place of the side that holds it (§2.19).
+    pub(super) fn child_selectors(&self, sa: &IkeSa) -> (Vec<IpPrefix>, Vec<IpPrefix>) {
+        let (local, remote) = self
+            .conns
+            .get(sa.conn)
+            .map(|c| (effective(&c.local_ts), effective(&c.remote_ts)))
+            .unwrap_or_default();
+        match sa.vip {
+            // we assigned it: it is the peer's side
+            Some(ip) if sa.leased => (local, vec![IpPrefix::host(ip)]),
+            Some(ip) => (vec![IpPrefix::host(ip)], remote),
+            None => (local, remote),
+        }
+    }
+
     /// Add a child to `sa` (and announce it with ChildUp).
     pub(super) fn install_child(
         &mut self,

@@ -106,6 +106,13 @@ pub struct ConnConfig {
     pub request_vip: bool,
     /// Anti-replay window of inbound child SAs (packets).
     pub replay_window: u32,
+    /// Force UDP encapsulation of ESP (RFC 3948) even without a NAT, as strongSwan's
+    /// `encap = yes` does: our NAT_DETECTION_SOURCE_IP cannot match, so the peer believes we
+    /// are behind a NAT and both sides move to port 4500 (RFC 7296 §2.23). The dataplane only
+    /// does ESP-in-UDP, so the default is `true`; with `false` an IKE SA comes up only when a
+    /// real NAT is detected (the peer cannot do NAT-T otherwise), and is refused with the
+    /// reason `encap_off_without_nat` when none is.
+    pub encap: bool,
     /// Retransmission, liveness, keepalive, lifetimes, cookies.
     pub timers: Timers,
 }
@@ -127,6 +134,7 @@ impl fmt::Debug for ConnConfig {
             .field("pool", &self.pool)
             .field("request_vip", &self.request_vip)
             .field("replay_window", &self.replay_window)
+            .field("encap", &self.encap)
             .field("timers", &self.timers)
             .finish()
     }
@@ -167,7 +175,7 @@ pub const DEFAULT_REPLAY_WINDOW: u32 = 256;
 impl ConnConfig {
     /// A responder accepting any peer and any identity with `psk`: IKE
     /// `aes128gcm16-prfsha256-x25519, aes256gcm16-prfsha384-ecp384`, ESP `aes128gcm16,
-    /// aes256gcm16`, any traffic selectors, default timers.
+    /// aes256gcm16`, any traffic selectors, UDP encapsulation forced, default timers.
     pub fn responder(name: &str, local_id: Identity, psk: &[u8]) -> Self {
         Self {
             name: name.to_string(),
@@ -184,6 +192,7 @@ impl ConnConfig {
             pool: None,
             request_vip: false,
             replay_window: DEFAULT_REPLAY_WINDOW,
+            encap: true,
             timers: Timers::default(),
         }
     }

@@ -10,6 +10,7 @@ use ring::rand::SecureRandom;
 use xdpsec_dataplane::sa::PeerId;
 
 use super::config::ConnConfig;
+use super::cookie::CookieSecrets;
 use super::events::{
     ChildInfo, Datagram, EngineStats, IkeEvent, IkeSaInfo, SessionError, Transmit, TransmitKind,
 };
@@ -28,8 +29,11 @@ use crate::ike::suite_names::{esp_name, ike_name};
 pub(super) const MAX_HALF_OPEN: usize = 4096;
 /// IKE SAs we keep at most.
 pub(super) const MAX_IKE_SAS: usize = 65_536;
-/// Child SAs one IKE SA holds at most (one pair per connection, plus pairs being replaced).
-pub(super) const MAX_CHILDREN: usize = 8;
+/// Child SA pairs in use on one IKE SA at most: the first one and additional ones made with
+/// CREATE_CHILD_SA (§1.3.1; beyond: NO_ADDITIONAL_SAS).
+pub(super) const MAX_CHILD_PAIRS: usize = 4;
+/// Child SAs one IKE SA holds at most, counting pairs being replaced by a rekey.
+pub(super) const MAX_CHILDREN: usize = 3 * MAX_CHILD_PAIRS;
 /// A responder SA waiting this long for IKE_AUTH is forgotten.
 pub(super) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// After TEMPORARY_FAILURE, wait at least this long before retrying (§2.25: "MUST NOT
@@ -65,7 +69,8 @@ pub struct Engine {
     pub(super) inbound_spis: HashSet<u32>,
     /// Virtual IP pools by connection index.
     pub(super) pools: HashMap<usize, Pool>,
-    pub(super) cookie_secret: Option<[u8; 32]>,
+    /// Stateless cookie secrets (§2.6).
+    pub(super) cookies: CookieSecrets,
     pub(super) next_peer: u32,
     /// The latest instant passed in (ages in listings are relative to it).
     pub(super) last_now: Option<Instant>,
@@ -95,7 +100,7 @@ impl Engine {
             half_open: 0,
             inbound_spis: HashSet::new(),
             pools: HashMap::new(),
-            cookie_secret: None,
+            cookies: CookieSecrets::default(),
             next_peer: 1,
             last_now: None,
             transmits: VecDeque::new(),
@@ -154,6 +159,42 @@ impl Engine {
             Ok(())
         } else {
             Err(SessionError::NotActive(conn.to_string()))
+        }
+    }
+
+    /// Ask for one more child SA pair (CREATE_CHILD_SA, RFC 7296 §1.3.1) on each established
+    /// IKE SA of `conn`, with the connection's traffic selectors — e.g. a pair per worker,
+    /// whose inbound SPIs spread over the SPI owners. The pair is announced with `ChildUp`;
+    /// a refusal by the peer comes as `Dropped` with its reason (`no_additional_sas`, ...).
+    /// At most four pairs per IKE SA.
+    pub fn create_child(&mut self, now: Instant, conn: &str) -> Result<(), SessionError> {
+        self.tick(now);
+        let idx = self.conn_index(conn)?;
+        let spis: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.conn == idx && sa.phase == Phase::Established)
+            .map(|(spi, _)| *spi)
+            .collect();
+        if spis.is_empty() {
+            return Err(SessionError::NotActive(conn.to_string()));
+        }
+        let mut any = false;
+        for spi in spis {
+            let Some(mut sa) = self.take(spi) else {
+                continue;
+            };
+            if sa.live_children() < MAX_CHILD_PAIRS {
+                any = true;
+                sa.queue.push_back(Intent::NewChild);
+                self.pump(now, &mut sa);
+            }
+            self.put_back(sa);
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(SessionError::TooManyChildren(conn.to_string()))
         }
     }
 
@@ -237,6 +278,7 @@ impl Engine {
             remote: sa.remote,
             nat_local: sa.nat_local,
             nat_remote: sa.nat_remote,
+            encap_forced: sa.encap_forced,
             ike_suite: sa
                 .crypto
                 .as_ref()
@@ -384,12 +426,8 @@ impl Engine {
             if let Some(hs) = &sa.hs {
                 self.inbound_spis.remove(&hs.child_spi);
             }
-            if let Some(Outstanding {
-                kind: Request::RekeyChild { new_inbound, .. },
-                ..
-            }) = &sa.outstanding
-            {
-                self.inbound_spis.remove(new_inbound);
+            if let Some(spi) = sa.outstanding.as_ref().and_then(|o| o.kind.reserved_spi()) {
+                self.inbound_spis.remove(&spi);
             }
             if let (true, Some(ip)) = (sa.leased, sa.vip)
                 && let Some(pool) = self.pools.get_mut(&sa.conn)
@@ -428,9 +466,9 @@ impl Engine {
     }
 
     /// Remove one child: ChildDown if announced, SPI released. When we removed the last one
-    /// (our delete at expiry, or the peer no longer had it), the IKE SA has nothing to carry
-    /// (a connection is one child SA): it is deleted, and an initiating runtime can start
-    /// afresh. After a delete by the peer, what happens to the IKE SA is the peer's call.
+    /// (our delete at expiry, or the peer no longer had it), the IKE SA has nothing to carry:
+    /// it is deleted, and an initiating runtime can start afresh. After a delete by the peer,
+    /// what happens to the IKE SA is the peer's call.
     pub(super) fn remove_child(&mut self, sa: &mut IkeSa, inbound: u32, by_peer: bool) {
         if let Some(pos) = sa.children.iter().position(|c| c.inbound_spi == inbound) {
             let c = sa.children.remove(pos);
@@ -652,6 +690,7 @@ impl Engine {
                 Intent::DeleteChild(spi) => self.start_delete_child(now, sa, spi),
                 Intent::RekeyChild(spi) => self.start_child_rekey(now, sa, spi),
                 Intent::RekeyIke => self.start_ike_rekey(now, sa),
+                Intent::NewChild => self.start_new_child(now, sa),
             };
             if let Err(reason) = r {
                 // only local failures (RNG, crypto) end up here
@@ -684,6 +723,7 @@ impl Engine {
             }
             kind @ Request::RekeyChild { .. } => self.child_rekey_response(now, sa, kind, &opened),
             kind @ Request::RekeyIke { .. } => self.ike_rekey_response(now, sa, kind, &opened),
+            kind @ Request::NewChild { .. } => self.new_child_response(now, sa, kind, &opened),
         }
     }
 

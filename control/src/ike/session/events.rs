@@ -81,7 +81,9 @@ pub enum IkeEvent {
         /// `initial_contact` (the peer started afresh, §2.4), or why a handshake failed:
         /// `authentication_failed`, `no_proposal_chosen`, `invalid_ke_payload`,
         /// `ts_unacceptable`, `internal_address_failure`, `failed_cp_required`, `id_mismatch`,
-        /// `missing_payload`, ...
+        /// `missing_payload`, ... — and two refusals of SAs the dataplane could not serve
+        /// (it only does ESP in UDP, RFC 3948): `peer_without_nat_t` (the responder sent no
+        /// NAT detection, §2.23) and `encap_off_without_nat` (no NAT and config `encap` off).
         reason: &'static str,
     },
     /// A child SA pair to install.
@@ -116,7 +118,9 @@ pub enum IkeEvent {
     /// `unexpected_response`, `unexpected_exchange`, `message_id_old`, `message_id_ahead`
     /// (§2.2), `missing_payload`, `init_retransmit`, `no_matching_conn`, `cookie_required`
     /// (§2.6), `half_open_limit`, `ike_sa_limit`, `half_open_timeout`, and refusals we
-    /// answered: `no_proposal_chosen`, `invalid_ke_payload`, `authentication_failed`, ...
+    /// answered: `no_proposal_chosen`, `invalid_ke_payload`, `authentication_failed`, ...,
+    /// `peer_without_nat_t` and `encap_off_without_nat` (IKE_SA_INIT refused with
+    /// NO_PROPOSAL_CHOSEN: ESP with that peer could not be UDP-encapsulated, RFC 3948).
     Dropped { reason: &'static str },
 }
 
@@ -133,6 +137,8 @@ pub enum SessionError {
     NotActive(String),
     /// The engine holds as many IKE SAs as it accepts.
     TooManySas,
+    /// The connection's IKE SAs hold as many child SA pairs as they may.
+    TooManyChildren(String),
     /// The random source or the crypto failed (the [`IkeError`](crate::ike::IkeError) name).
     Crypto(&'static str),
 }
@@ -145,6 +151,9 @@ impl fmt::Display for SessionError {
             SessionError::AlreadyActive(c) => write!(f, "connection {c:?} is already up"),
             SessionError::NotActive(c) => write!(f, "connection {c:?} is not up"),
             SessionError::TooManySas => f.write_str("too many IKE SAs"),
+            SessionError::TooManyChildren(c) => {
+                write!(f, "connection {c:?} has as many child SAs as it may")
+            }
             SessionError::Crypto(e) => write!(f, "crypto failure: {e}"),
         }
     }
@@ -204,8 +213,12 @@ pub struct IkeSaInfo {
     pub remote: SocketAddr,
     /// We are behind a NAT (RFC 7296 §2.23): we send keepalives.
     pub nat_local: bool,
-    /// The peer is behind a NAT.
+    /// The peer is behind a NAT, or forces UDP encapsulation by faking its NAT detection
+    /// (the two look the same, §2.23).
     pub nat_remote: bool,
+    /// We force UDP encapsulation (config `encap`): our NAT detection told the peer we are
+    /// behind a NAT, so ESP is UDP-encapsulated on port 4500 even when there is none.
+    pub encap_forced: bool,
     /// Negotiated suite, e.g. `aes128gcm16-prfsha256-x25519` (empty while connecting).
     pub ike_suite: String,
     /// The peer's authenticated identity.

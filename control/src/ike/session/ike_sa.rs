@@ -114,6 +114,15 @@ pub(super) enum Request {
         ke: Option<KeyExchange>,
         collision: Option<Collision>,
     },
+    /// An additional child SA pair (§1.3.1).
+    NewChild {
+        inbound: u32,
+        /// The selectors we offered (TSi, TSr).
+        local_ts: Vec<IpPrefix>,
+        remote_ts: Vec<IpPrefix>,
+        ni: Vec<u8>,
+        ke: Option<KeyExchange>,
+    },
 }
 
 /// The peer's simultaneous rekey of the same SA, which we answered: its nonces decide with
@@ -141,6 +150,15 @@ impl Request {
     pub fn is_rekey(&self) -> bool {
         matches!(self, Request::RekeyChild { .. } | Request::RekeyIke { .. })
     }
+
+    /// The inbound ESP SPI reserved for the child SA this request would create.
+    pub fn reserved_spi(&self) -> Option<u32> {
+        match self {
+            Request::RekeyChild { new_inbound, .. } => Some(*new_inbound),
+            Request::NewChild { inbound, .. } => Some(*inbound),
+            _ => None,
+        }
+    }
 }
 
 /// A request waiting for the window to open.
@@ -151,6 +169,7 @@ pub(super) enum Intent {
     DeleteChild(u32),
     RekeyChild(u32),
     RekeyIke,
+    NewChild,
 }
 
 /// Where a child SA pair stands.
@@ -197,6 +216,8 @@ pub(super) struct IkeSa {
     pub init_src: Option<SocketAddr>,
     pub nat_local: bool,
     pub nat_remote: bool,
+    /// We sent a NAT_DETECTION_SOURCE_IP that cannot match (config `encap`, §2.23).
+    pub encap_forced: bool,
     pub hs: Option<Handshake>,
     pub crypto: Option<Crypto>,
     pub next_req_id: u32,
@@ -251,6 +272,7 @@ impl IkeSa {
             init_src: None,
             nat_local: false,
             nat_remote: false,
+            encap_forced: false,
             hs: None,
             crypto: None,
             next_req_id: 0,
@@ -335,6 +357,26 @@ impl IkeSa {
 
     pub fn child_mut(&mut self, inbound: u32) -> Option<&mut Child> {
         self.children.iter_mut().find(|c| c.inbound_spi == inbound)
+    }
+
+    /// Child SA pairs in use or on their way: installed ones (not yet replaced or being
+    /// deleted) and additional ones we asked for.
+    pub fn live_children(&self) -> usize {
+        let installed = self
+            .children
+            .iter()
+            .filter(|c| matches!(c.state, ChildState::Installed | ChildState::Rekeying))
+            .count();
+        let queued = self
+            .queue
+            .iter()
+            .filter(|i| **i == Intent::NewChild)
+            .count();
+        let asked = self
+            .outstanding
+            .as_ref()
+            .is_some_and(|o| matches!(o.kind, Request::NewChild { .. }));
+        installed + queued + usize::from(asked)
     }
 
     /// `connecting`, `established`, `rekeying` or `deleting` (for listings).

@@ -4,7 +4,8 @@
 //!
 //! - inputs: [`Engine::handle`] (a received IKE message with its addresses),
 //!   [`Engine::handle_timeout`] (the clock passed [`Engine::poll_timeout`]),
-//!   [`Engine::initiate`] / [`Engine::terminate`] (operator or config);
+//!   [`Engine::initiate`] / [`Engine::terminate`] / [`Engine::create_child`] (operator or
+//!   config);
 //! - outputs, drained after every input: [`Engine::poll_transmit`] (IKE messages and
 //!   NAT-keepalives to send), [`Engine::poll_event`] (child SAs to install or remove, peers
 //!   that moved, discarded messages), [`Engine::poll_timeout`] (when to call
@@ -16,15 +17,19 @@
 //!
 //! What it implements:
 //! - IKE_SA_INIT (§1.2) with NAT detection (§2.23), INVALID_KE_PAYLOAD retry (§1.2),
-//!   stateless cookies under load (§2.6), and IKE_AUTH with PSK (§2.15), a tunnel-mode
+//!   stateless cookies under load (§2.6, secret rotated every two minutes), and IKE_AUTH with PSK (§2.15), a tunnel-mode
 //!   child SA, traffic selector narrowing (§2.9) and a virtual IP from a pool (§2.19, §3.15);
 //!   both as initiator and responder. After NAT detection the initiator floats to port 4500
-//!   (§2.23) and the side behind the NAT sends keepalives (RFC 3948 §4).
+//!   (§2.23) and the side behind the NAT sends keepalives (RFC 3948 §4). The dataplane only
+//!   does ESP in UDP, so by default UDP encapsulation is forced without a NAT too (a
+//!   NAT_DETECTION_SOURCE_IP that cannot match, like strongSwan's `encap = yes`), and an SA
+//!   whose ESP would not be encapsulated is refused before anything is installed.
 //! - Message IDs, retransmission with exponential backoff and cached responses
 //!   (§2.1, §2.2); half-open SAs time out.
 //! - INFORMATIONAL: Delete of IKE and child SAs (§1.4.1), liveness checks (§1.4).
-//! - CREATE_CHILD_SA: child rekey (§1.3.3, make-before-break) and IKE SA rekey (§1.3.2,
-//!   §2.18); collisions resolved by nonces (§2.8.1: the lower nonce loses).
+//! - CREATE_CHILD_SA: additional child SAs, up to four pairs per IKE SA (§1.3.1), child rekey
+//!   (§1.3.3, make-before-break) and IKE SA rekey (§1.3.2, §2.18); collisions resolved by
+//!   nonces (§2.8.1: the lower nonce loses).
 //! - NAT mapping changes learnt from authenticated messages only (§2.23).
 //!
 //! Every discarded message yields [`IkeEvent::Dropped`] with a stable reason and is counted
@@ -62,6 +67,7 @@
 
 mod child;
 mod config;
+mod cookie;
 mod engine;
 mod events;
 mod exchange;

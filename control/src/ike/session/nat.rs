@@ -13,45 +13,55 @@ use crate::ike::crypto::auth::nat_detection_hash;
 use crate::ike::message::Message;
 use crate::ike::payload::{NotifyPayload, NotifyType, Payload};
 
-/// The two NAT-D notifications for a message from `src` to `dst`.
+/// Length of a NAT-D hash (SHA-1, §2.23).
+pub(super) const NATD_LEN: usize = 20;
+
+/// The two NAT-D notifications for a message from `src` to `dst`. With `fake_source` (random
+/// octets) the NAT_DETECTION_SOURCE_IP cannot match, so the peer believes we are behind a NAT
+/// and UDP-encapsulates ESP (§2.23: "the other end is behind a NAT"; what strongSwan's
+/// `encap = yes` does). Only the source hash is faked: the destination hash still tells the
+/// peer whether *it* is behind a NAT.
 pub(super) fn natd_payloads(
     spi_i: &[u8; 8],
     spi_r: &[u8; 8],
     src: SocketAddr,
     dst: SocketAddr,
+    fake_source: Option<[u8; NATD_LEN]>,
 ) -> [Payload; 2] {
-    let n = |ty, a: SocketAddr| {
-        Payload::Notify(NotifyPayload::new(
-            ty,
-            &nat_detection_hash(spi_i, spi_r, a.ip(), a.port()),
-        ))
-    };
+    let hash = |a: SocketAddr| nat_detection_hash(spi_i, spi_r, a.ip(), a.port());
     [
-        n(NotifyType::NAT_DETECTION_SOURCE_IP, src),
-        n(NotifyType::NAT_DETECTION_DESTINATION_IP, dst),
+        Payload::Notify(NotifyPayload::new(
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            &fake_source.unwrap_or_else(|| hash(src)),
+        )),
+        Payload::Notify(NotifyPayload::new(
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+            &hash(dst),
+        )),
     ]
 }
 
 /// What the peer's NAT-D payloads say about a message that arrived from `src` at `dst`:
-/// `(nat_local, nat_remote)`. Without NAT-D payloads the peer does not do NAT traversal and
-/// nothing is detected.
+/// `Some((nat_local, nat_remote))`. `nat_remote` is also what a peer that forces UDP
+/// encapsulation makes us believe. `None` when the peer sent no NAT-D payloads: it does not
+/// do NAT traversal, so ESP with it could not be UDP-encapsulated (RFC 3948).
 pub(super) fn detect(
     msg: &Message,
     spi_i: &[u8; 8],
     spi_r: &[u8; 8],
     src: SocketAddr,
     dst: SocketAddr,
-) -> (bool, bool) {
+) -> Option<(bool, bool)> {
     let mut sources = msg.notifies(NotifyType::NAT_DETECTION_SOURCE_IP).peekable();
     let mut dests = msg
         .notifies(NotifyType::NAT_DETECTION_DESTINATION_IP)
         .peekable();
     if sources.peek().is_none() || dests.peek().is_none() {
-        return (false, false);
+        return None;
     }
     let want_src = nat_detection_hash(spi_i, spi_r, src.ip(), src.port());
     let want_dst = nat_detection_hash(spi_i, spi_r, dst.ip(), dst.port());
     let nat_remote = !sources.any(|n| n.data == want_src);
     let nat_local = !dests.any(|n| n.data == want_dst);
-    (nat_local, nat_remote)
+    Some((nat_local, nat_remote))
 }

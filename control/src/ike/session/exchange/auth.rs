@@ -210,7 +210,7 @@ impl Engine {
                 .pools
                 .entry(idx)
                 .or_insert_with(|| Pool::new(first, count));
-            match pool.lease(config_address(cp)) {
+            match pool.lease(config_address(cp), &identity) {
                 Some(ip) => {
                     sa.vip = Some(ip);
                     sa.leased = true;

@@ -1,5 +1,6 @@
-//! CREATE_CHILD_SA (RFC 7296 §1.3): rekeying child SAs (§1.3.3, §2.8) and the IKE SA
-//! (§1.3.2, §2.18), both roles, with PFS when the ESP suite names a D-H group.
+//! CREATE_CHILD_SA (RFC 7296 §1.3): additional child SAs (§1.3.1), rekeying child SAs
+//! (§1.3.3, §2.8) and the IKE SA (§1.3.2, §2.18), both roles, with PFS when the ESP suite
+//! names a D-H group.
 //!
 //! Collisions: a rekey request for an SA we are rekeying ourselves is answered as usual
 //! (§2.25.1); when our own exchange completes, "the SA created with the lowest of the four
@@ -12,7 +13,7 @@ use xdpsec_dataplane::sa::IpPrefix;
 
 use super::super::child::{NewChild, esp_offer};
 use super::super::engine::{
-    Engine, MAX_CHILDREN, MAX_IKE_SAS, TEMPORARY_FAILURE_WAIT, later, notify_name,
+    Engine, MAX_CHILD_PAIRS, MAX_CHILDREN, MAX_IKE_SAS, TEMPORARY_FAILURE_WAIT, later, notify_name,
 };
 use super::super::ike_sa::{
     ChildState, Collision, Crypto, IkeSa, Intent, Outstanding, Phase, Request,
@@ -27,6 +28,23 @@ use crate::ike::crypto::transform::DhGroup;
 use crate::ike::header::ExchangeType;
 use crate::ike::payload::{KePayload, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload};
 use crate::ike::proposal::{accept_esp_reply, accept_ike_reply, select_esp, select_ike};
+
+/// A CREATE_CHILD_SA request body for a child pair, with what its response needs.
+struct ChildOffer {
+    payloads: Vec<Payload>,
+    inbound: u32,
+    ni: Vec<u8>,
+    ke: Option<KeyExchange>,
+}
+
+/// Our answer to a CREATE_CHILD_SA request that made a child pair.
+struct Answered {
+    resp: Vec<Payload>,
+    /// Our inbound SPI of the new pair.
+    inbound: u32,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+}
 
 fn ke_payload(ke: &KeyExchange) -> Payload {
     Payload::Ke(KePayload {
@@ -60,51 +78,85 @@ impl Engine {
         else {
             return Ok(());
         };
-        let suites = self
-            .conns
-            .get(sa.conn)
-            .map(|c| c.esp.clone())
-            .unwrap_or_default();
-        let group = child
-            .pfs_group
-            .or_else(|| suites.first().and_then(|s| s.dh));
-        let (local_ts, remote_ts) = (child.local_ts.clone(), child.remote_ts.clone());
-        let ni = self.nonce()?;
-        let ke = match group {
-            Some(g) => Some(KeyExchange::generate(g, &*self.rng).map_err(IkeError::name)?),
-            None => None,
-        };
-        let new_inbound = self.new_child_spi()?;
-        let mut p = vec![
-            Payload::Notify(NotifyPayload {
-                protocol: ProtocolId::ESP.0,
-                spi: old_inbound.to_be_bytes().to_vec(),
-                ty: NotifyType::REKEY_SA,
-                data: Vec::new(),
-            }),
-            Payload::Sa(esp_offer(&suites, new_inbound)),
-            Payload::Nonce(ni.clone()),
-        ];
-        p.extend(ke.as_ref().map(ke_payload));
-        p.push(Payload::TsI(payload(&local_ts)));
-        p.push(Payload::TsR(payload(&remote_ts)));
+        let rekey_sa = Payload::Notify(NotifyPayload {
+            protocol: ProtocolId::ESP.0,
+            spi: old_inbound.to_be_bytes().to_vec(),
+            ty: NotifyType::REKEY_SA,
+            data: Vec::new(),
+        });
+        let (pfs, local_ts, remote_ts) = (
+            child.pfs_group,
+            child.local_ts.clone(),
+            child.remote_ts.clone(),
+        );
+        let offer = self.child_offer(sa, pfs, Some(rekey_sa), &local_ts, &remote_ts)?;
         if let Some(c) = sa.child_mut(old_inbound) {
             c.state = ChildState::Rekeying;
         }
         let kind = Request::RekeyChild {
             old_inbound,
-            new_inbound,
+            new_inbound: offer.inbound,
             local_ts,
             remote_ts,
-            ni,
-            ke,
+            ni: offer.ni,
+            ke: offer.ke,
             collision: None,
         };
-        let r = self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, &p, kind);
-        if r.is_err() {
-            self.inbound_spis.remove(&new_inbound);
+        self.send_child_request(now, sa, &offer.payloads, kind)
+    }
+
+    /// Send a CREATE_CHILD_SA request that reserved an inbound SPI; the SPI is released if
+    /// that fails.
+    fn send_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        payloads: &[Payload],
+        kind: Request,
+    ) -> Result<(), &'static str> {
+        let spi = kind.reserved_spi();
+        let r = self.send_request(now, sa, ExchangeType::CREATE_CHILD_SA, payloads, kind);
+        if let (Err(_), Some(spi)) = (&r, spi) {
+            self.inbound_spis.remove(&spi);
         }
         r
+    }
+
+    /// The body of a CREATE_CHILD_SA request for a child pair (§1.3.1, §1.3.3): `head`
+    /// (REKEY_SA for a rekey), SA (our ESP proposals with a fresh inbound SPI), Ni, KEi when
+    /// PFS is configured (`pfs` is the group the peer asked for before, if it did), TSi, TSr.
+    fn child_offer(
+        &mut self,
+        sa: &IkeSa,
+        pfs: Option<DhGroup>,
+        head: Option<Payload>,
+        local_ts: &[IpPrefix],
+        remote_ts: &[IpPrefix],
+    ) -> Result<ChildOffer, &'static str> {
+        let suites = self
+            .conns
+            .get(sa.conn)
+            .map(|c| c.esp.clone())
+            .unwrap_or_default();
+        let group = pfs.or_else(|| suites.first().and_then(|s| s.dh));
+        let ni = self.nonce()?;
+        let ke = match group {
+            Some(g) => Some(KeyExchange::generate(g, &*self.rng).map_err(IkeError::name)?),
+            None => None,
+        };
+        let inbound = self.new_child_spi()?;
+        let mut payloads: Vec<Payload> = head.into_iter().collect();
+        payloads.push(Payload::Sa(esp_offer(&suites, inbound)));
+        payloads.push(Payload::Nonce(ni.clone()));
+        payloads.extend(ke.as_ref().map(ke_payload));
+        payloads.push(Payload::TsI(payload(local_ts)));
+        payloads.push(Payload::TsR(payload(remote_ts)));
+        Ok(ChildOffer {
+            payloads,
+            inbound,
+            ni,
+            ke,
+        })
     }
 
     /// A child rekey of ours did not happen: back to Installed, maybe retry at `retry`.
@@ -194,7 +246,7 @@ impl Engine {
             return Ok(());
         }
         let negotiated =
-            self.child_rekey_keys(sa, &inner, &ni, ke, new_inbound, &local_ts, &remote_ts);
+            self.child_reply_keys(sa, &inner, &ni, ke, new_inbound, &local_ts, &remote_ts);
         let child = match negotiated {
             Ok(c) => c,
             Err(reason) => {
@@ -220,9 +272,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Check the peer's answer to our child rekey and derive the new pair's keys.
+    /// Check the peer's answer to our request for a child pair (a rekey or an additional
+    /// one) and derive the new pair's keys (§2.17).
     #[allow(clippy::too_many_arguments)]
-    fn child_rekey_keys(
+    fn child_reply_keys(
         &self,
         sa: &IkeSa,
         inner: &Inner<'_>,
@@ -272,6 +325,60 @@ impl Engine {
             local_ts,
             remote_ts,
         })
+    }
+
+    // ----- additional child SA, initiator -----
+
+    /// SA, Ni, [KEi], TSi, TSr (§1.3.1): one more child pair with the connection's selectors.
+    pub(in crate::ike::session) fn start_new_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+    ) -> Result<(), &'static str> {
+        let (local_ts, remote_ts) = self.child_selectors(sa);
+        let offer = self.child_offer(sa, None, None, &local_ts, &remote_ts)?;
+        let kind = Request::NewChild {
+            inbound: offer.inbound,
+            local_ts,
+            remote_ts,
+            ni: offer.ni,
+            ke: offer.ke,
+        };
+        self.send_child_request(now, sa, &offer.payloads, kind)
+    }
+
+    /// The CREATE_CHILD_SA response to our request for an additional child pair.
+    pub(in crate::ike::session) fn new_child_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        kind: Request,
+        opened: &Opened,
+    ) -> Result<(), &'static str> {
+        let Request::NewChild {
+            inbound,
+            local_ts,
+            remote_ts,
+            ni,
+            ke,
+        } = kind
+        else {
+            return Err("unexpected_response");
+        };
+        let inner = Inner::new(&opened.inner);
+        if let Some(n) = inner.error() {
+            // refused (NO_ADDITIONAL_SAS, TS_UNACCEPTABLE, ...): the IKE SA carries on
+            self.inbound_spis.remove(&inbound);
+            self.drop_msg(notify_name(n.ty));
+            return Ok(());
+        }
+        match self.child_reply_keys(sa, &inner, &ni, ke, inbound, &local_ts, &remote_ts) {
+            Ok(child) => self.install_child(now, sa, child, true),
+            Err(reason) => {
+                self.inbound_spis.remove(&inbound);
+                Err(reason)
+            }
+        }
     }
 
     // ----- IKE SA rekey, initiator -----
@@ -432,6 +539,7 @@ impl Engine {
         n.crypto = Some(crypto);
         n.nat_local = old.nat_local;
         n.nat_remote = old.nat_remote;
+        n.encap_forced = old.encap_forced;
         n.remote_id = old.remote_id.clone();
         n.phase = Phase::Established;
         n.established = Some(now);
@@ -446,7 +554,12 @@ impl Engine {
         new.queue = old
             .queue
             .drain(..)
-            .filter(|i| matches!(i, Intent::DeleteChild(_) | Intent::RekeyChild(_)))
+            .filter(|i| {
+                matches!(
+                    i,
+                    Intent::DeleteChild(_) | Intent::RekeyChild(_) | Intent::NewChild
+                )
+            })
             .collect();
         new.vip = old.vip;
         new.leased = std::mem::replace(&mut old.leased, false);
@@ -469,7 +582,7 @@ impl Engine {
 
     // ----- responder -----
 
-    /// A CREATE_CHILD_SA request: IKE rekey, child rekey, or a new child (refused).
+    /// A CREATE_CHILD_SA request: IKE rekey, child rekey, or an additional child.
     pub(in crate::ike::session) fn create_child_request(
         &mut self,
         now: Instant,
@@ -489,8 +602,7 @@ impl Engine {
         }
         match inner.notify(NotifyType::REKEY_SA) {
             Some(r) => self.child_rekey_request(now, sa, &inner, &r.spi),
-            // one child per IKE SA: that is what a connection describes
-            None => Ok(vec![notification(NotifyType::NO_ADDITIONAL_SAS)]),
+            None => self.new_child_request(now, sa, &inner),
         }
     }
 
@@ -502,11 +614,6 @@ impl Engine {
         rekey_spi: &[u8],
     ) -> Result<Vec<Payload>, &'static str> {
         let spi = <[u8; 4]>::try_from(rekey_spi).map_err(|_| "bad_notify_payload")?;
-        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) =
-            (inner.sa, inner.nonce, inner.ts_i, inner.ts_r)
-        else {
-            return Err("missing_payload");
-        };
         // the SPI in REKEY_SA is the one the peer receives on: our outbound SPI (§1.3.3)
         let outbound = u32::from_be_bytes(spi);
         let Some(old) = sa.children.iter().find(|c| c.outbound_spi == outbound) else {
@@ -543,13 +650,72 @@ impl Engine {
                 }
             }
         }
+        // §2.9: the new pair covers what the old one did
+        let answered = match self.answer_child(now, sa, inner, &allowed_local, &allowed_remote)? {
+            Ok(a) => a,
+            Err(refusal) => return Ok(vec![refusal]),
+        };
+        match sa.outstanding.as_mut().map(|o| &mut o.kind) {
+            Some(Request::RekeyChild {
+                old_inbound: o,
+                collision,
+                ..
+            }) if *o == old_inbound => {
+                *collision = Some(Collision {
+                    ni: answered.ni,
+                    nr: answered.nr,
+                    created: u64::from(answered.inbound),
+                });
+            }
+            // the rekey's initiator deletes the old pair (§1.3.3); we do at its expiry otherwise
+            _ => Self::mark_rekeyed(sa, old_inbound),
+        }
+        Ok(answered.resp)
+    }
+
+    /// An additional child pair the peer asks for (§1.3.1), within the connection's
+    /// selectors, while the IKE SA has fewer than [`MAX_CHILD_PAIRS`]: else NO_ADDITIONAL_SAS
+    /// ("the responder is unwilling to accept any more Child SAs on this IKE SA", §3.10.1).
+    fn new_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &Inner<'_>,
+    ) -> Result<Vec<Payload>, &'static str> {
+        if sa.live_children() >= MAX_CHILD_PAIRS || sa.children.len() >= MAX_CHILDREN {
+            return Ok(vec![notification(NotifyType::NO_ADDITIONAL_SAS)]);
+        }
+        let (local, remote) = self.child_selectors(sa);
+        Ok(match self.answer_child(now, sa, inner, &local, &remote)? {
+            Ok(a) => a.resp,
+            Err(refusal) => vec![refusal],
+        })
+    }
+
+    /// Negotiate the child pair a CREATE_CHILD_SA request asks for (§1.3.1, §1.3.3): our
+    /// choice of its ESP proposals, PFS when the suite names a D-H group, its selectors
+    /// narrowed to ours (§2.9), keys (§2.17). The pair is installed and announced.
+    /// `Ok(Err(n))`: refused with notification `n`.
+    fn answer_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &Inner<'_>,
+        allowed_local: &[IpPrefix],
+        allowed_remote: &[IpPrefix],
+    ) -> Result<Result<Answered, Payload>, &'static str> {
+        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) =
+            (inner.sa, inner.nonce, inner.ts_i, inner.ts_r)
+        else {
+            return Err("missing_payload");
+        };
         let suites = self
             .conns
             .get(sa.conn)
             .map(|c| c.esp.clone())
             .unwrap_or_default();
         let Ok(chosen) = select_esp(offer, &suites) else {
-            return Ok(vec![notification(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return Ok(Err(notification(NotifyType::NO_PROPOSAL_CHOSEN)));
         };
         let mut ke_r = None;
         let shared = match chosen.suite.dh {
@@ -563,14 +729,13 @@ impl Engine {
                     Some(s)
                 }
                 Some((_, Err(e))) if e != IkeError::KeGroupMismatch => return Err(e.name()),
-                _ => return Ok(vec![Payload::Notify(NotifyPayload::invalid_ke(g.id()))]),
+                _ => return Ok(Err(Payload::Notify(NotifyPayload::invalid_ke(g.id())))),
             },
         };
-        // §2.9: the new pair covers what the old one did
-        let local_ts = narrow(tsr, &allowed_local);
-        let remote_ts = narrow(tsi, &allowed_remote);
+        let local_ts = narrow(tsr, allowed_local);
+        let remote_ts = narrow(tsi, allowed_remote);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return Ok(vec![notification(NotifyType::TS_UNACCEPTABLE)]);
+            return Ok(Err(notification(NotifyType::TS_UNACCEPTABLE)));
         }
         let c = sa.crypto.as_ref().ok_or("unexpected_exchange")?;
         let nr = self.nonce()?;
@@ -583,16 +748,16 @@ impl Engine {
             &nr,
         )
         .map_err(IkeError::name)?;
-        let new_inbound = self.new_child_spi()?;
+        let inbound = self.new_child_spi()?;
         let mut resp = vec![
-            Payload::Sa(chosen.reply(new_inbound.to_be_bytes())),
+            Payload::Sa(chosen.reply(inbound.to_be_bytes())),
             Payload::Nonce(nr.clone()),
         ];
         resp.extend(ke_r);
         resp.push(Payload::TsI(payload(&remote_ts)));
         resp.push(Payload::TsR(payload(&local_ts)));
         let child = NewChild {
-            inbound: new_inbound,
+            inbound,
             outbound: u32::from_be_bytes(chosen.peer_spi),
             suite: chosen.suite,
             keys,
@@ -601,22 +766,12 @@ impl Engine {
             remote_ts,
         };
         self.install_child(now, sa, child, true)?;
-        match sa.outstanding.as_mut().map(|o| &mut o.kind) {
-            Some(Request::RekeyChild {
-                old_inbound: o,
-                collision,
-                ..
-            }) if *o == old_inbound => {
-                *collision = Some(Collision {
-                    ni: ni.to_vec(),
-                    nr,
-                    created: u64::from(new_inbound),
-                });
-            }
-            // the rekey's initiator deletes the old pair (§1.3.3); we do at its expiry otherwise
-            _ => Self::mark_rekeyed(sa, old_inbound),
-        }
-        Ok(resp)
+        Ok(Ok(Answered {
+            resp,
+            inbound,
+            ni: ni.to_vec(),
+            nr,
+        }))
     }
 
     fn ike_rekey_request(
@@ -636,7 +791,9 @@ impl Engine {
             // which new IKE SA survives (§2.8.2)
             Some(Request::RekeyIke { .. }) => true,
             // a child exchange of ours is in flight on this IKE SA: finish it first (§2.25)
-            Some(Request::RekeyChild { .. } | Request::DeleteChild { .. }) => {
+            Some(
+                Request::RekeyChild { .. } | Request::DeleteChild { .. } | Request::NewChild { .. },
+            ) => {
                 return Ok(vec![notification(NotifyType::TEMPORARY_FAILURE)]);
             }
             _ => false,

@@ -7,10 +7,9 @@ use std::time::Instant;
 use super::super::engine::{Engine, HALF_OPEN_TIMEOUT, MAX_HALF_OPEN, MAX_IKE_SAS, later};
 use super::super::events::{Datagram, SessionError};
 use super::super::ike_sa::{Crypto, Handshake, IkeSa, Outstanding, Phase, Request};
-use super::super::nat::{detect, natd_payloads};
+use super::super::nat::{NATD_LEN, detect, natd_payloads};
 use super::Inner;
 use crate::ike::IkeError;
-use crate::ike::crypto::cookie::{check_cookie, make_cookie};
 use crate::ike::crypto::dh::{KeyExchange, check_ke};
 use crate::ike::crypto::keys::{IkeSaKeys, skeyseed};
 use crate::ike::crypto::transform::DhGroup;
@@ -22,8 +21,6 @@ use crate::ike::proposal::{accept_ike_reply, select_ike};
 /// COOKIE / INVALID_KE_PAYLOAD restarts an initiator accepts per attempt (they are
 /// unauthenticated, so a forger must not keep us busy forever).
 const MAX_RESTARTS: u8 = 3;
-/// Version octet of our cookies (the secret never rotates within one engine).
-const COOKIE_VERSION: u8 = 1;
 
 impl Engine {
     /// `initiate()`: a new IKE SA towards the connection's `remote`.
@@ -44,6 +41,7 @@ impl Engine {
             .ike
             .first()
             .ok_or(SessionError::Crypto("no_proposal_chosen"))?;
+        let encap = conn.encap;
         let local_ip = conn.local.unwrap_or(if remote.is_ipv4() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
@@ -73,6 +71,7 @@ impl Engine {
         let mut sa = IkeSa::new(idx, true, local, remote, peer, now);
         sa.spi_i = spi;
         sa.announced = true;
+        sa.encap_forced = encap;
         sa.hs = Some(Handshake {
             ni,
             nr: Vec::new(),
@@ -93,8 +92,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Random octets for a NAT_DETECTION_SOURCE_IP that cannot match, when we force UDP
+    /// encapsulation (§2.23, config `encap`).
+    fn fake_natd(&self, force: bool) -> Result<Option<[u8; NATD_LEN]>, &'static str> {
+        if !force {
+            return Ok(None);
+        }
+        let mut h = [0u8; NATD_LEN];
+        self.random(&mut h)?;
+        Ok(Some(h))
+    }
+
     /// Send (or restart) our IKE_SA_INIT request: [N(COOKIE)], SA, KE, Ni, NAT-D (§1.2, §2.6).
     fn send_init(&mut self, now: Instant, sa: &mut IkeSa) -> Result<(), &'static str> {
+        let fake = self.fake_natd(sa.encap_forced)?;
         let conn = self.conns.get(sa.conn).ok_or("unknown_conn")?;
         let header = sa.header(ExchangeType::IKE_SA_INIT, false, 0);
         let hs = sa.hs.as_mut().ok_or("unexpected_response")?;
@@ -117,7 +128,7 @@ impl Engine {
             data: ke.public_value().to_vec(),
         }));
         p.push(Payload::Nonce(hs.ni.clone()));
-        p.extend(natd_payloads(&sa.spi_i, &[0; 8], sa.local, sa.remote));
+        p.extend(natd_payloads(&sa.spi_i, &[0; 8], sa.local, sa.remote, fake));
         let raw = Message {
             header,
             payloads: p,
@@ -178,16 +189,6 @@ impl Engine {
         }
     }
 
-    fn cookie_secret(&mut self) -> Result<[u8; 32], &'static str> {
-        if let Some(s) = self.cookie_secret {
-            return Ok(s);
-        }
-        let mut s = [0u8; 32];
-        self.random(&mut s)?;
-        self.cookie_secret = Some(s);
-        Ok(s)
-    }
-
     /// Responder: an IKE_SA_INIT request (or its retransmission).
     pub(in crate::ike::session) fn init_request(
         &mut self,
@@ -230,13 +231,15 @@ impl Engine {
             .min()
             .unwrap_or(0);
         if self.half_open >= threshold {
-            let secret = self.cookie_secret()?;
             let ip = d.src.ip();
-            let ok = inner
-                .notify(NotifyType::COOKIE)
-                .is_some_and(|c| check_cookie(&c.data, COOKIE_VERSION, &secret, ni, ip, &h.spi_i));
+            let ok = match inner.notify(NotifyType::COOKIE) {
+                Some(c) => self
+                    .cookies
+                    .check(now, &*self.rng, &c.data, ni, ip, &h.spi_i)?,
+                None => false,
+            };
             if !ok {
-                let cookie = make_cookie(COOKIE_VERSION, &secret, ni, ip, &h.spi_i);
+                let cookie = self.cookies.make(now, &*self.rng, ni, ip, &h.spi_i)?;
                 self.stateless_reply(&d, h.spi_i, NotifyPayload::new(NotifyType::COOKIE, &cookie));
                 return Err("cookie_required");
             }
@@ -247,17 +250,28 @@ impl Engine {
         if self.sas.len() >= MAX_IKE_SAS {
             return Err("ike_sa_limit");
         }
+        // The dataplane only does ESP in UDP (RFC 3948): refuse what could not be encapsulated.
+        let no_proposal = NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+        let Some((nat_local, nat_remote)) = detect(msg, &h.spi_i, &[0; 8], d.src, d.dst) else {
+            // no NAT-D: the peer does not do NAT traversal (§2.23)
+            self.stateless_reply(&d, h.spi_i, no_proposal);
+            return Err("peer_without_nat_t");
+        };
+        let force = cands
+            .iter()
+            .filter_map(|i| self.conns.get(*i))
+            .any(|c| c.encap);
+        if !(nat_local || nat_remote || force) {
+            self.stateless_reply(&d, h.spi_i, no_proposal);
+            return Err("encap_off_without_nat");
+        }
         // §2.7: our preference among the matching connections' suites
         let chosen = cands.iter().find_map(|i| {
             let c = self.conns.get(*i)?;
             select_ike(offer, &c.ike).ok().map(|ch| (*i, ch))
         });
         let Some((idx, chosen)) = chosen else {
-            self.stateless_reply(
-                &d,
-                h.spi_i,
-                NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, &[]),
-            );
+            self.stateless_reply(&d, h.spi_i, no_proposal);
             return Err("no_proposal_chosen");
         };
         let suite = chosen.suite;
@@ -270,7 +284,6 @@ impl Engine {
             }
             Err(e) => return Err(e.name()),
         }
-        let (nat_local, nat_remote) = detect(msg, &h.spi_i, &[0; 8], d.src, d.dst);
         let spi_r = self.new_ike_spi()?;
         let ke_r = KeyExchange::generate(suite.dh, &*self.rng).map_err(IkeError::name)?;
         let nr = self.nonce()?;
@@ -288,7 +301,13 @@ impl Engine {
             }),
             Payload::Nonce(nr.clone()),
         ];
-        payloads.extend(natd_payloads(&h.spi_i, &spi_r, d.dst, d.src));
+        payloads.extend(natd_payloads(
+            &h.spi_i,
+            &spi_r,
+            d.dst,
+            d.src,
+            self.fake_natd(force)?,
+        ));
         let peer = self.new_peer_id();
         let mut sa = IkeSa::new(idx, false, d.dst, d.src, peer, now);
         sa.spi_i = h.spi_i;
@@ -305,6 +324,7 @@ impl Engine {
         };
         sa.nat_local = nat_local;
         sa.nat_remote = nat_remote;
+        sa.encap_forced = force;
         sa.hs = Some(Handshake {
             ni: ni.to_vec(),
             nr,
@@ -410,7 +430,15 @@ impl Engine {
             return Err("invalid_ke_payload");
         }
         check_ke(ke, suite.dh).map_err(IkeError::name)?;
-        let (nat_local, nat_remote) = detect(msg, &sa.spi_i, &h.spi_r, d.src, d.dst);
+        // The dataplane only does ESP in UDP (RFC 3948): give up on an SA it could not serve.
+        let Some((nat_local, nat_remote)) = detect(msg, &sa.spi_i, &h.spi_r, d.src, d.dst) else {
+            self.close(sa, "peer_without_nat_t");
+            return Ok(());
+        };
+        if !(nat_local || nat_remote || sa.encap_forced) {
+            self.close(sa, "encap_off_without_nat");
+            return Ok(());
+        }
         let Some(private) = hs.ke.take() else {
             return Err("unexpected_response");
         };
@@ -434,8 +462,9 @@ impl Engine {
         if !d.dst.ip().is_unspecified() {
             sa.local = SocketAddr::new(d.dst.ip(), sa.local.port());
         }
-        if nat_local || nat_remote {
-            // §2.23: "the initiator MUST ... use port 4500 for all subsequent messages"
+        if nat_local || nat_remote || sa.encap_forced {
+            // §2.23: "the initiator MUST ... use port 4500 for all subsequent messages"; when
+            // we force encapsulation the peer believes there is a NAT and expects the same
             sa.local.set_port(4500);
             sa.remote.set_port(4500);
         }

@@ -1,7 +1,7 @@
 //! IKE_SA_INIT + IKE_AUTH between two engines: NAT traversal, suites, virtual IP, retries.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xdpsec_dataplane::sa::{Aead, Direction, IpPrefix, Mode, PeerId};
 
@@ -45,11 +45,13 @@ fn road_warrior_behind_nat() {
     assert_eq!(b_in.selectors.remote, [IpPrefix::host(vip)]);
     assert_eq!(b_in.selectors.local, ["10.9.0.0/24".parse().unwrap()]);
     assert_ne!(a_in.peer, PeerId(0));
-    // NAT detection: the client knows it is behind a NAT, the gateway knows the peer is
+    // NAT detection: the client knows it is behind a NAT, the gateway knows the peer is; the
+    // client sees the gateway "behind a NAT" too, because the gateway forces encapsulation
     let la = &net.a.list()[0];
     let lb = &net.b.list()[0];
-    assert_eq!((la.nat_local, la.nat_remote), (true, false));
+    assert_eq!((la.nat_local, la.nat_remote), (true, true));
     assert_eq!((lb.nat_local, lb.nat_remote), (false, true));
+    assert!(la.encap_forced && lb.encap_forced);
     assert_eq!((la.state, lb.state), ("established", "established"));
     assert_eq!(la.ike_suite, "aes128gcm16-prfsha256-x25519");
     assert_eq!(la.our_spi, lb.their_spi);
@@ -86,23 +88,6 @@ fn road_warrior_behind_nat() {
     assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
     let json = serde_json::to_string(&net.b.list()).unwrap();
     assert!(json.contains("\"state\":\"established\""), "{json}");
-}
-
-#[test]
-fn without_nat_ike_stays_on_500() {
-    let mut net = Net::new(client_conn(), gw_conn(), false);
-    net.initiate();
-    assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
-    assert!(
-        net.wire
-            .iter()
-            .all(|(_, t)| t.src.port() == 500 && t.dst.port() == 500)
-    );
-    let la = &net.a.list()[0];
-    assert_eq!((la.nat_local, la.nat_remote), (false, false));
-    net.wire.clear();
-    net.advance(Duration::from_secs(45));
-    assert!(net.wire.iter().all(|(_, t)| t.kind == TransmitKind::Ike));
 }
 
 const CBC: IkeSuite = IkeSuite {
@@ -183,6 +168,74 @@ fn cookie_when_busy() {
     assert!(matches!(&retry.payloads[0], Payload::Notify(n) if n.ty == NotifyType::COOKIE));
     assert_eq!(net.kinds(Side::A), ["ike_up", "child_up"]);
     assert_eq!(net.kinds(Side::B), ["ike_up", "child_up"]);
+}
+
+/// The COOKIE in an IKE_SA_INIT response, if that is what it is.
+fn cookie_of(t: &Transmit) -> Option<Vec<u8>> {
+    let m = parse_message(&t.bytes).unwrap();
+    m.notifies(NotifyType::COOKIE)
+        .next()
+        .map(|n| n.data.clone())
+}
+
+/// `t` delivered to `e` at `now` (no NAT); what `e` sends back.
+fn deliver(e: &mut Engine, now: Instant, t: &Transmit) -> Transmit {
+    e.handle(
+        now,
+        Datagram {
+            src: t.src,
+            dst: t.dst,
+            bytes: &t.bytes,
+        },
+    );
+    e.poll_transmit().expect("an answer")
+}
+
+#[test]
+fn cookie_secret_rotation() {
+    let mut gw = gw_conn();
+    gw.timers.cookie_threshold = 0;
+    let mut b = Engine::new(vec![gw], Box::new(SystemRandom::new()));
+    let client = || Engine::new(vec![client_conn()], Box::new(SystemRandom::new()));
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // a cookie made at t0, answered late: after the secret changed (another initiator's
+    // request rotated it at 2 min) it is still honoured for a while
+    let mut a = client();
+    a.initiate(t0, "gw").unwrap();
+    let req = a.poll_transmit().unwrap();
+    let c1 = deliver(&mut b, t0, &req);
+    let v1 = cookie_of(&c1).unwrap()[0];
+    let mut x = client();
+    x.initiate(at(121), "gw").unwrap();
+    let cx = deliver(&mut b, at(121), &x.poll_transmit().unwrap());
+    assert_eq!(cookie_of(&cx).unwrap()[0], v1.wrapping_add(1));
+    let retry = deliver(&mut a, at(125), &c1);
+    let resp = deliver(&mut b, at(125), &retry);
+    assert_eq!(cookie_of(&resp), None, "accepted with the previous secret");
+    assert!(parse_message(&resp.bytes).unwrap().sa().is_some());
+    assert_eq!(b.stats().half_open, 1);
+    // a cookie from two secrets ago is refused with a fresh one
+    let retry = deliver(&mut x, at(400), &cx);
+    let again = deliver(&mut b, at(400), &retry);
+    let fresh = cookie_of(&again).expect("a new cookie");
+    assert_eq!(fresh[0], v1.wrapping_add(2));
+    assert_eq!(b.stats().half_open, 1);
+    // ... with which the initiator gets in
+    let retry = deliver(&mut x, at(401), &again);
+    let resp = deliver(&mut b, at(401), &retry);
+    assert_eq!(cookie_of(&resp), None);
+    assert_eq!(b.stats().half_open, 2);
+    let drops: Vec<&str> = std::iter::from_fn(|| b.poll_event())
+        .filter_map(|e| match e {
+            IkeEvent::Dropped { reason } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        drops,
+        ["cookie_required", "cookie_required", "cookie_required"]
+    );
 }
 
 #[test]

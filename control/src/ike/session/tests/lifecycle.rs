@@ -42,7 +42,7 @@ fn delete_from_the_initiator() {
         net.a.terminate(net.now, "nope"),
         Err(SessionError::UnknownConn("nope".into()))
     );
-    // and up again: the address went back to the pool (next-fit hands out the next one)
+    // and up again: the address went back to the pool
     net.initiate();
     assert_eq!(net.kinds(Side::A).len(), 6);
     assert_eq!(
@@ -295,4 +295,55 @@ fn ipv6_with_a_virtual_address() {
     );
     assert_eq!(a_out.selectors.remote, ["fd00:9::/64".parse().unwrap()]);
     assert_eq!(net.b.list()[0].children[0].virtual_ip, Some(vip));
+}
+
+/// The virtual IP of the last ChildUp on one side.
+fn last_vip(net: &Net, side: Side) -> Option<std::net::IpAddr> {
+    net.events(side).iter().rev().find_map(|e| match e {
+        IkeEvent::ChildUp { virtual_ip, .. } => *virtual_ip,
+        _ => None,
+    })
+}
+
+#[test]
+fn virtual_ip_follows_the_identity() {
+    let mut net = Net::road_warrior();
+    let first = ip("10.99.0.1");
+    // deleted by the client, by the gateway, by a timeout: the address comes back each time
+    for end in ["client", "gateway", "timeout", "client"] {
+        net.initiate();
+        assert_eq!(last_vip(&net, Side::A), Some(first), "{end}");
+        assert_eq!(last_vip(&net, Side::B), Some(first), "{end}");
+        match end {
+            "client" => net.a.terminate(net.now, "gw").unwrap(),
+            "gateway" => net.b.terminate(net.now, "rw").unwrap(),
+            _ => {
+                // the client vanishes; the gateway's liveness checks give up on it
+                net.filter = Box::new(|side, _| side == Side::B);
+                net.advance(Duration::from_secs(120));
+                net.filter = Box::new(|_, _| true);
+                assert_eq!(net.down_reasons(Side::B).last(), Some(&"peer_timeout"));
+                net.a = Engine::new(vec![client_conn()], Box::new(SystemRandom::new()));
+            }
+        }
+        net.run();
+        assert!(net.b.list().is_empty(), "{end}");
+    }
+    // another identity gets another address, also while the first one is offline
+    net.initiate();
+    let mut other = client_conn();
+    other.local_id = fqdn("other.example");
+    let mut second = Engine::new(vec![other], Box::new(SystemRandom::new()));
+    std::mem::swap(&mut net.a, &mut second);
+    net.initiate();
+    assert_eq!(last_vip(&net, Side::B), Some(ip("10.99.0.2")));
+    std::mem::swap(&mut net.a, &mut second);
+    net.a.terminate(net.now, "gw").unwrap();
+    net.run();
+    let mut third = client_conn();
+    third.local_id = fqdn("third.example");
+    net.a = Engine::new(vec![third], Box::new(SystemRandom::new()));
+    net.initiate();
+    assert_eq!(last_vip(&net, Side::B), Some(ip("10.99.0.3")));
+    assert_eq!(net.b.list().len(), 2);
 }

@@ -2,6 +2,8 @@
 //! in front of the initiator (masquerading like the project's test topology).
 
 mod chaos;
+mod children;
+mod encap;
 mod handshake;
 mod hostile;
 mod lifecycle;
