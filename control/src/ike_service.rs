@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ring::rand::SystemRandom;
-use xdpsec_dataplane::sa::{Direction, IpPrefix, PeerId, SaParams, Selectors};
+use xdpsec_dataplane::sa::{Direction, IpPrefix, PeerId, SaParams};
 use xdpsec_dataplane::sad::SaCommand;
 
 use crate::config::conn::IKE_PORT;
@@ -47,16 +47,6 @@ pub struct Received {
     pub bytes: Vec<u8>,
 }
 
-/// What the service remembers of an installed child SA pair.
-#[derive(Debug)]
-struct Child {
-    conn: String,
-    /// Routes into the TUN it needs.
-    routes: Vec<IpPrefix>,
-    /// Its traffic selectors (local, remote): a new child with the same ones replaces it.
-    selectors: Selectors,
-}
-
 /// PeerIds of IKE-made SAs start here, away from the static SAs' (which count from 0).
 const IKE_PEER_BASE: u32 = 0x8000_0000;
 
@@ -72,8 +62,8 @@ pub struct IkeService {
     tun: String,
     /// Routes into the TUN that child SAs need, with how many children need each.
     routes: HashMap<IpPrefix, usize>,
-    /// Each child pair's routes and traffic selectors, to undo on `ChildDown`.
-    children: HashMap<(u32, u32), Child>,
+    /// Each child pair's routes into the TUN, to undo on `ChildDown`.
+    children: HashMap<(u32, u32), Vec<IpPrefix>>,
     /// Outbound SAs of children the peer rekeyed, held back until the old pair is deleted
     /// (by SPI pair of the old child).
     deferred: HashMap<(u32, u32), SaParams>,
@@ -287,6 +277,7 @@ impl IkeService {
                 mut inbound,
                 mut outbound,
                 virtual_ip,
+                replaces,
             } => {
                 let peer = PeerId(IKE_PEER_BASE | (inbound.peer.0 & !IKE_PEER_BASE));
                 inbound.peer = peer;
@@ -311,12 +302,9 @@ impl IkeService {
                 // A child the peer rekeys (RFC 7296 §2.8): the peer installs its inbound SA
                 // only when our CREATE_CHILD_SA response reaches it, so we keep sending on the
                 // old pair until the peer deletes it — then switch (make-before-break).
-                let replaces = self
-                    .children
-                    .iter()
-                    .find(|(_, c)| c.conn == conn && c.selectors == outbound.selectors)
-                    .map(|(k, _)| *k);
-                match replaces {
+                let old =
+                    replaces.and_then(|spi| self.children.keys().find(|(i, _)| *i == spi).copied());
+                match old {
                     Some(old) if self.peer_request => {
                         self.deferred.insert(old, outbound.clone());
                     }
@@ -343,14 +331,7 @@ impl IkeService {
                         ip(&args.iter().map(String::as_str).collect::<Vec<_>>());
                     }
                 }
-                self.children.insert(
-                    (spi_in, spi_out),
-                    Child {
-                        conn,
-                        routes: prefixes,
-                        selectors: outbound.selectors.clone(),
-                    },
-                );
+                self.children.insert((spi_in, spi_out), prefixes);
             }
             IkeEvent::ChildDown {
                 conn,
@@ -371,8 +352,8 @@ impl IkeService {
                     spi: inbound_spi,
                     direction: Direction::In,
                 });
-                if let Some(child) = self.children.remove(&(inbound_spi, outbound_spi)) {
-                    for p in child.routes {
+                if let Some(routes) = self.children.remove(&(inbound_spi, outbound_spi)) {
+                    for p in routes {
                         if let Some(n) = self.routes.get_mut(&p) {
                             *n -= 1;
                             if *n == 0 {
@@ -396,6 +377,16 @@ impl IkeService {
                     });
                 }
             }
+            // Refusals an operator has to act on are warnings; the rest (retransmissions,
+            // garbage, probes) is normal on the Internet and counted in `xdpsec stats`.
+            IkeEvent::Dropped {
+                reason:
+                    reason @ ("peer_without_nat_t"
+                    | "encap_off_without_nat"
+                    | "authentication_failed"
+                    | "no_proposal_chosen"
+                    | "ts_unacceptable"),
+            } => tracing::warn!("IKE exchange refused: {reason}"),
             IkeEvent::Dropped { reason } => tracing::debug!("IKE message dropped: {reason}"),
         }
     }

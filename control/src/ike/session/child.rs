@@ -59,6 +59,8 @@ pub(super) struct NewChild {
     pub initiator: bool,
     pub local_ts: Vec<IpPrefix>,
     pub remote_ts: Vec<IpPrefix>,
+    /// The inbound SPI of the pair this one rekeys (§2.8); `None` for a new pair.
+    pub replaces: Option<u32>,
 }
 
 impl Engine {
@@ -138,6 +140,7 @@ impl Engine {
                 inbound,
                 outbound,
                 virtual_ip: sa.vip,
+                replaces: c.replaces,
             });
         }
         Ok(())

@@ -98,6 +98,9 @@ pub enum IkeEvent {
         /// Initiator: the address the responder assigned us. Responder: the address we
         /// assigned the peer.
         virtual_ip: Option<IpAddr>,
+        /// The inbound SPI of the pair this one rekeys (§2.8; its `ChildDown` follows once
+        /// the old pair is deleted); `None` for a new pair.
+        replaces: Option<u32>,
     },
     /// A child SA pair to remove.
     ChildDown {

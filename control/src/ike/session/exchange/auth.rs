@@ -259,6 +259,7 @@ impl Engine {
             initiator: false,
             local_ts,
             remote_ts,
+            replaces: None,
         };
         self.install_child(now, sa, child, true)?;
         Ok(resp)
@@ -402,6 +403,7 @@ impl Engine {
             initiator: true,
             local_ts,
             remote_ts,
+            replaces: None,
         };
         self.install_child(now, sa, child, true)?;
         Ok(true)

@@ -247,7 +247,7 @@ impl Engine {
         }
         let negotiated =
             self.child_reply_keys(sa, &inner, &ni, ke, new_inbound, &local_ts, &remote_ts);
-        let child = match negotiated {
+        let mut child = match negotiated {
             Ok(c) => c,
             Err(reason) => {
                 self.child_rekey_failed(sa, old_inbound, new_inbound, None);
@@ -257,6 +257,7 @@ impl Engine {
                 return Err(reason);
             }
         };
+        child.replaces = Some(old_inbound);
         let nr = inner.nonce.unwrap_or_default();
         if collision.is_some_and(|c| c.ours_is_redundant(&ni, nr)) {
             // §2.8.1: ours has the lowest nonce: we delete it; the peer's pair replaces the
@@ -324,6 +325,7 @@ impl Engine {
             initiator: true,
             local_ts,
             remote_ts,
+            replaces: None,
         })
     }
 
@@ -651,7 +653,13 @@ impl Engine {
             }
         }
         // §2.9: the new pair covers what the old one did
-        let answered = match self.answer_child(now, sa, inner, &allowed_local, &allowed_remote)? {
+        let answered = match self.answer_child(
+            now,
+            sa,
+            inner,
+            (&allowed_local, &allowed_remote),
+            Some(old_inbound),
+        )? {
             Ok(a) => a,
             Err(refusal) => return Ok(vec![refusal]),
         };
@@ -686,10 +694,12 @@ impl Engine {
             return Ok(vec![notification(NotifyType::NO_ADDITIONAL_SAS)]);
         }
         let (local, remote) = self.child_selectors(sa);
-        Ok(match self.answer_child(now, sa, inner, &local, &remote)? {
-            Ok(a) => a.resp,
-            Err(refusal) => vec![refusal],
-        })
+        Ok(
+            match self.answer_child(now, sa, inner, (&local, &remote), None)? {
+                Ok(a) => a.resp,
+                Err(refusal) => vec![refusal],
+            },
+        )
     }
 
     /// Negotiate the child pair a CREATE_CHILD_SA request asks for (§1.3.1, §1.3.3): our
@@ -701,8 +711,8 @@ impl Engine {
         now: Instant,
         sa: &mut IkeSa,
         inner: &Inner<'_>,
-        allowed_local: &[IpPrefix],
-        allowed_remote: &[IpPrefix],
+        (allowed_local, allowed_remote): (&[IpPrefix], &[IpPrefix]),
+        replaces: Option<u32>,
     ) -> Result<Result<Answered, Payload>, &'static str> {
         let (Some(offer), Some(ni), Some(tsi), Some(tsr)) =
             (inner.sa, inner.nonce, inner.ts_i, inner.ts_r)
@@ -764,6 +774,7 @@ impl Engine {
             initiator: false,
             local_ts,
             remote_ts,
+            replaces,
         };
         self.install_child(now, sa, child, true)?;
         Ok(Ok(Answered {
