@@ -126,6 +126,28 @@ pub(crate) fn stats_table(stats: &Value, previous: Option<(Duration, &Value)>) -
             }
         }
     }
+    // The XDP program's per-CPU counters, summed (AF_XDP backend).
+    if let Some(xdp) = stats["xdp"].as_object() {
+        let _ = writeln!(out, "xdp:");
+        for (counter, n) in xdp {
+            let _ = writeln!(out, "  {counter:<22} {:>10}", n.as_u64().unwrap_or(0));
+        }
+    }
+    // The IKE engine's (when connections are configured).
+    let ike = &stats["ike"];
+    if ike.is_object() {
+        let _ = writeln!(
+            out,
+            "ike: {} IKE SAs ({} half-open), {} messages in, {} out",
+            ike["ike_sas"], ike["half_open"], ike["received"], ike["sent"]
+        );
+        if let Some(d) = ike["drops"].as_object().filter(|d| !d.is_empty()) {
+            let _ = writeln!(out, "  drops:");
+            for (reason, n) in d {
+                let _ = writeln!(out, "    {reason:<22} {n:>10}");
+            }
+        }
+    }
     out
 }
 
@@ -274,5 +296,39 @@ pub fn conn_updown(socket: &Path, up: bool, name: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_table_shows_workers_xdp_and_ike() {
+        let stats = serde_json::json!({
+            "backend": "afxdp (XDP driver mode on eth0, 2 queues, Copy), 2 worker(s)",
+            "xdp": {"redirected": 40, "passed_other_port": 3},
+            "workers": [
+                {"backend": "afxdp", "decap_packets": 20, "drops": {"replay_duplicate": 1}},
+                {"backend": "afxdp", "decap_packets": 20, "drops": {}}
+            ],
+            "ike": {"ike_sas": 1, "half_open": 0, "received": 6, "sent": 6,
+                    "drops": {"unknown_spi": 2}}
+        });
+        let before = serde_json::json!({"workers": [{"decap_packets": 10}, {"decap_packets": 20}]});
+        let t = stats_table(&stats, Some((Duration::from_secs(1), &before)));
+        for want in [
+            "worker 0 (afxdp):",
+            "replay_duplicate",
+            "worker 1 (afxdp):",
+            "drops           none",
+            "redirected",
+            "ike: 1 IKE SAs (0 half-open), 6 messages in, 6 out",
+            "unknown_spi",
+        ] {
+            assert!(t.contains(want), "{want:?} missing in\n{t}");
+        }
+        // rates from the previous sample: worker 0 went 10 → 20 in a second
+        assert!(t.contains("10/s"), "{t}");
     }
 }
