@@ -133,19 +133,26 @@ impl Drop for Gateway {
     }
 }
 
-/// Counters of the first worker that matter for a point: (rx frames, decapsulated, written
-/// to the TUN, TUN drops, pipeline drops).
+/// Counters that matter for a point, summed over the workers (the socket backend runs one
+/// per core, and the kernel picks which `SO_REUSEPORT` socket gets the flow): (rx frames,
+/// decapsulated, written to the TUN, TUN drops, pipeline drops).
 pub fn counters(stats: &Value) -> [u64; 5] {
-    let w = &stats["workers"][0];
-    let n = |k: &str| w[k].as_u64().unwrap_or(0);
-    let drops = w["drops"]
-        .as_object()
-        .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
-    [
-        n("rx_frames"),
-        n("decap_packets"),
-        n("tun_tx"),
-        n("tun_drops"),
-        drops,
-    ]
+    let mut sum = [0u64; 5];
+    for w in stats["workers"].as_array().into_iter().flatten() {
+        let n = |k: &str| w[k].as_u64().unwrap_or(0);
+        let drops = w["drops"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        let c = [
+            n("rx_frames"),
+            n("decap_packets"),
+            n("tun_tx"),
+            n("tun_drops"),
+            drops,
+        ];
+        for (s, v) in sum.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    sum
 }

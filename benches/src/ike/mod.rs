@@ -410,7 +410,9 @@ fn report(
     }
     r.tables.push(t);
     r.charts.push(Chart {
-        title: "In process: µs of engine time per handshake (delete included), one core".into(),
+        title:
+            "In process: µs of engine time per handshake (delete included), one core (log scale)"
+                .into(),
         y_label: "µs".into(),
         categories: suites.iter().map(|s| s.name.clone()).collect(),
         series: vec![
@@ -430,7 +432,7 @@ fn report(
             },
         ],
         reference: None,
-        log_y: false,
+        log_y: true,
     });
     wire_tables(&mut r, opts, suites, &wire);
     r.notes = vec![
