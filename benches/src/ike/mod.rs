@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use xdpsec_control::ike::crypto::transform::{Encr, EspSuite, IkeSuite};
 use xdpsec_control::ike::payload::Identity;
-use xdpsec_control::ike::session::{ConnConfig, ESP_GCM128, ESP_GCM256};
+use xdpsec_control::ike::session::{ConnConfig, ESP_GCM128, ESP_GCM256, Timers};
 use xdpsec_control::ike::suite_names::{esp_name, parse_ike};
 
 use crate::e2e::{self, topo};
@@ -206,6 +206,13 @@ pub fn run(plan: Plan, opts: &Options) -> Result<Report, String> {
         .collect::<Result<_, _>>()?;
     if opts.initiators == 0 || opts.concurrency.contains(&0) {
         return Err("--initiators and --concurrency must be at least 1".into());
+    }
+    let cookies = Timers::default().cookie_threshold;
+    if opts.initiators > cookies {
+        return Err(format!(
+            "--initiators {}: at most {cookies}; beyond, the responder asks for cookies (RFC 7296 §2.6) and the in-process steps would mix with cookie rounds",
+            opts.initiators
+        ));
     }
     for r in &opts.responders {
         if r != "xdpsec" && r != "strongswan" {
