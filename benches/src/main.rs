@@ -80,9 +80,11 @@ enum Scenario {
     Scale(ScaleArgs),
     /// End to end through `xdpsec run` in network namespaces (root).
     E2e(E2eArgs),
-    /// IKEv2 handshakes per second (not yet: needs the IKEv2 responder).
-    Ike,
-    /// Every scenario with default options (e2e only where it can run: root, xdpsec built).
+    /// IKEv2 handshakes per second: in process (engines, one core) and over the wire
+    /// against `xdpsec run` and strongSwan (root).
+    Ike(IkeArgs),
+    /// Every scenario with default options (e2e and ike over the wire only where they can
+    /// run: root, xdpsec built).
     All,
 }
 
@@ -107,6 +109,12 @@ struct ScaleArgs {
     /// Inner packet sizes in bytes.
     #[arg(long, value_delimiter = ',', default_value = "1420,64", value_parser = Mix::parse)]
     sizes: Vec<Mix>,
+}
+
+#[derive(Debug, Args)]
+struct IkeArgs {
+    #[command(flatten)]
+    opts: ike::Options,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +168,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         Scenario::Pipeline(a) => save(&pipeline::run(plan, &pipeline_args(a))?, &cli.common),
         Scenario::Scale(a) => save(&scale::run(plan, &scale_args(a), &ALLOC)?, &cli.common),
         Scenario::E2e(a) => save(&e2e::run(plan, &a.opts)?, &cli.common),
-        Scenario::Ike => save(&ike::run(plan), &cli.common),
+        Scenario::Ike(a) => save(&ike::run(plan, &a.opts)?, &cli.common),
         Scenario::All => {
             let p = PipelineArgs {
                 sizes: ["64", "512", "1420", "imix"]
@@ -186,7 +194,8 @@ fn run(cli: &Cli) -> Result<(), String> {
                     save(&e2e::skipped(plan, &why), &cli.common)?;
                 }
             }
-            save(&ike::run(plan), &cli.common)
+            plan.pause();
+            save(&ike::run_default(plan)?, &cli.common)
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Smoke test of the runner: `pipeline` and `scale` with tiny sizes and short points into a
-//! temporary directory; the JSON must parse and hold measured numbers, and the Markdown and
-//! SVG files must exist. (The numbers of a debug build mean nothing; their presence does.)
+//! Smoke test of the runner: `pipeline`, `scale` and the in-process part of `ike` with tiny
+//! sizes and short points into a temporary directory; the JSON must parse and hold measured
+//! numbers, and the Markdown and SVG files must exist. (The numbers of a debug build mean nothing; their presence does.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -70,5 +70,33 @@ fn scale_quick() {
         rows[1]
     );
     assert!(rows[1]["decap"][0]["mpps"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn ike_in_process_quick() {
+    let out = out_dir("ike");
+    let v = bench(
+        &out,
+        &[
+            "ike",
+            "--in-process-only",
+            "--suites",
+            "aes128gcm16-prfsha256-x25519",
+            "--initiators",
+            "4",
+        ],
+    );
+    let p = &v["results"]["in_process"][0];
+    assert_eq!(p["suite"], "aes128gcm16-prfsha256-x25519");
+    assert!(p["handshakes_per_s"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(p["responder_us"].as_f64().unwrap() > 0.0, "{p}");
+    let steps = p["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8);
+    assert!(
+        steps.iter().all(|s| s["calls"].as_u64().unwrap() >= 4),
+        "{p}"
+    );
+    assert_eq!(v["results"]["wire_skipped"], "--in-process-only");
     let _ = std::fs::remove_dir_all(&out);
 }

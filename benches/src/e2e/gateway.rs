@@ -1,5 +1,6 @@
 //! `xdpsec run` in the gateway namespace, with a configuration written by the benchmark
-//! (static SAs matching the generator's), stopped with SIGINT when dropped.
+//! (e2e: static SAs matching the generator's; ike: a responder `[[conn]]`), stopped with
+//! SIGINT when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,8 +18,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The gateway configuration for `backend` ("afxdp" or "socket").
-fn config(backend: &str) -> String {
+/// The e2e gateway configuration for `backend` ("afxdp" or "socket").
+pub fn config(backend: &str) -> String {
     format!(
         r#"# Written by xdpsec-bench e2e.
 [gateway]
@@ -55,13 +56,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Start `xdpsec run` with `backend`, files under `dir`; waits until it is up.
-    pub fn start(xdpsec: &Path, backend: &str, dir: &Path) -> Result<Self, String> {
+    /// Start `xdpsec run` with configuration `config`, files under `dir` named after `name`;
+    /// waits until it is up.
+    pub fn start(xdpsec: &Path, name: &str, config: &str, dir: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let cfg = dir.join(format!("gw-{backend}.toml"));
-        std::fs::write(&cfg, config(backend)).map_err(|e| format!("{}: {e}", cfg.display()))?;
-        let stats = dir.join(format!("stats-{backend}.json"));
-        let log = dir.join(format!("gw-{backend}.log"));
+        let cfg = dir.join(format!("gw-{name}.toml"));
+        std::fs::write(&cfg, config).map_err(|e| format!("{}: {e}", cfg.display()))?;
+        let stats = dir.join(format!("stats-{name}.json"));
+        let log = dir.join(format!("gw-{name}.log"));
         let _ = std::fs::remove_file(&stats);
         let logf = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let logf2 = logf.try_clone().map_err(|e| e.to_string())?;
@@ -74,7 +76,7 @@ impl Gateway {
             .arg("--stats")
             .arg(&stats)
             .arg("--socket")
-            .arg(dir.join(format!("api-{backend}.sock")))
+            .arg(dir.join(format!("api-{name}.sock")))
             .stdin(Stdio::null())
             .stdout(logf)
             .stderr(logf2)
@@ -85,19 +87,24 @@ impl Gateway {
         while !gw.stats.exists() {
             if let Ok(Some(status)) = gw.child.try_wait() {
                 return Err(format!(
-                    "xdpsec run ({backend}) exited with {status}: {}",
+                    "xdpsec run ({name}) exited with {status}: {}",
                     gw.log_text()
                 ));
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "xdpsec run ({backend}) did not come up in 10 s: {}",
+                    "xdpsec run ({name}) did not come up in 10 s: {}",
                     gw.log_text()
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(gw)
+    }
+
+    /// The process id of `xdpsec run` (`ip netns exec` execs it in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The gateway's log so far.
@@ -126,19 +133,26 @@ impl Drop for Gateway {
     }
 }
 
-/// Counters of the first worker that matter for a point: (rx frames, decapsulated, written
-/// to the TUN, TUN drops, pipeline drops).
+/// Counters that matter for a point, summed over the workers (the socket backend runs one
+/// per core, and the kernel picks which `SO_REUSEPORT` socket gets the flow): (rx frames,
+/// decapsulated, written to the TUN, TUN drops, pipeline drops).
 pub fn counters(stats: &Value) -> [u64; 5] {
-    let w = &stats["workers"][0];
-    let n = |k: &str| w[k].as_u64().unwrap_or(0);
-    let drops = w["drops"]
-        .as_object()
-        .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
-    [
-        n("rx_frames"),
-        n("decap_packets"),
-        n("tun_tx"),
-        n("tun_drops"),
-        drops,
-    ]
+    let mut sum = [0u64; 5];
+    for w in stats["workers"].as_array().into_iter().flatten() {
+        let n = |k: &str| w[k].as_u64().unwrap_or(0);
+        let drops = w["drops"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        let c = [
+            n("rx_frames"),
+            n("decap_packets"),
+            n("tun_tx"),
+            n("tun_drops"),
+            drops,
+        ];
+        for (s, v) in sum.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    sum
 }

@@ -4,9 +4,9 @@
 //! the same UDP load through a strongSwan ↔ strongSwan tunnel (userspace ESP) for comparison.
 //! Needs root.
 
-mod gateway;
-mod strongswan;
-mod topo;
+pub mod gateway;
+pub mod strongswan;
+pub mod topo;
 mod traffic;
 
 use std::path::PathBuf;
@@ -23,10 +23,17 @@ use gateway::Gateway;
 use traffic::{GenKind, Tally};
 
 /// Set by SIGINT: stop sending, tear the topology down, exit with an error.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// From now on SIGINT sets [`INTERRUPTED`] instead of killing the process, so that the
+/// scenario can remove what it built.
+pub fn catch_sigint() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
 }
 
 /// Options of the scenario.
@@ -94,12 +101,18 @@ pub struct Point {
 /// What e2e needs from the machine: root (namespaces, XDP, TUN) and the gateway binary.
 /// Returns the binary, or why the scenario cannot run here.
 pub fn preflight(opts: &Options) -> Result<PathBuf, String> {
+    find_gateway(opts.xdpsec.as_deref())
+}
+
+/// Root and the `xdpsec` binary (`path`, or next to this one): what running `xdpsec run` in
+/// namespaces needs. Returns the binary, or why it cannot run here.
+pub fn find_gateway(path: Option<&std::path::Path>) -> Result<PathBuf, String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err("e2e needs root (network namespaces, XDP, TUN)".into());
+        return Err("needs root (network namespaces, XDP, TUN)".into());
     }
-    let path = match &opts.xdpsec {
-        Some(p) => p.clone(),
+    let path = match path {
+        Some(p) => p.to_path_buf(),
         None => std::env::current_exe()
             .map_err(|e| e.to_string())?
             .with_file_name("xdpsec"),
@@ -225,8 +238,7 @@ pub fn run(plan: Plan, opts: &Options) -> Result<Report, String> {
         ));
     }
     let xdpsec = preflight(opts)?;
-    // SAFETY: the handler only stores to an atomic (async-signal-safe).
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    catch_sigint();
     let dir = std::env::temp_dir().join(format!("xdpsec-bench-e2e-{}", std::process::id()));
     let topo = topo::Topology::up()?;
     let base = Instant::now();
@@ -281,7 +293,7 @@ fn measure_all(
     let mut points = Vec::new();
     for _ in 0..plan.rounds {
         for backend in &opts.backends {
-            let gw = Gateway::start(xdpsec, backend, dir)?;
+            let gw = Gateway::start(xdpsec, backend, &gateway::config(backend), dir)?;
             rig.encap = traffic::encap_pipeline()?;
             let note = gw.log_text();
             if backend == "afxdp" && !note.contains("backend afxdp") {
