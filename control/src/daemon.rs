@@ -17,6 +17,7 @@ use xdpsec_dataplane::io::afxdp::{AfxdpWan, BindMode, LearnedMac, NextHop, XskCo
 use xdpsec_dataplane::io::port_set::PortSet;
 use xdpsec_dataplane::io::socket::UdpPort;
 use xdpsec_dataplane::io::tun::Tun;
+use xdpsec_dataplane::sa::IpPrefix;
 use xdpsec_dataplane::sad::SaCommand;
 use xdpsec_dataplane::wire::frame::PortMatch;
 use xdpsec_dataplane::worker::{ControlDatagram, Links, Query, Worker, WorkerEvent, WorkerStats};
@@ -76,7 +77,20 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
         .first()
         .map(|t| t.name().to_string())
         .unwrap_or_default();
-    for r in &cfg.routes {
+    // The configured routes, plus every responder pool: its virtual IPs are routed into the
+    // TUN once here, not per child SA (a process spawn per handshake otherwise).
+    let mut routes = cfg.routes.clone();
+    for pool in cfg
+        .conns
+        .iter()
+        .filter_map(|c| c.pool)
+        .filter_map(pool_prefix)
+    {
+        if !routes.iter().any(|r| r.covers(&pool)) {
+            routes.push(pool);
+        }
+    }
+    for r in &routes {
         route(&tun_name, &r.to_string())?;
     }
     let backend_note = format!("{}, {workers} worker(s)", wan.note());
@@ -141,6 +155,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             cfg.conns.clone(),
             cfg.listen.ip(),
             &tun_name,
+            routes,
             commands.clone(),
             Box::new(move |t| send_4500(&transmit_tx, &handoff, listen, t)),
             Arc::clone(&stop),
@@ -270,6 +285,17 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
     }
     tracing::info!("stopped; TUN {} removed", cfg.tun);
     Ok(())
+}
+
+/// The prefix a responder pool `(first host, hosts)` was written as (`10.99.0.0/24` → first
+/// 10.99.0.1, 254 hosts; see `config::conn`).
+fn pool_prefix((first, hosts): (std::net::IpAddr, u32)) -> Option<IpPrefix> {
+    let std::net::IpAddr::V4(first) = first else {
+        return None;
+    };
+    let size = hosts.checked_add(2).filter(|n| n.is_power_of_two())?;
+    let len = 32 - size.trailing_zeros() as u8;
+    IpPrefix::new(std::net::Ipv4Addr::from(u32::from(first) - 1).into(), len).ok()
 }
 
 /// How often the stats file and the XDP counters are refreshed.
@@ -530,4 +556,18 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
         serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
     )?;
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_map_back_to_their_prefix() {
+        let p = |a: &str, n| pool_prefix((a.parse().unwrap(), n)).map(|p| p.to_string());
+        assert_eq!(p("10.99.0.1", 254).as_deref(), Some("10.99.0.0/24"));
+        assert_eq!(p("10.98.0.1", 2).as_deref(), Some("10.98.0.0/30"));
+        assert_eq!(p("10.97.0.1", 100), None);
+        assert_eq!(p("2001:db8::1", 254), None);
+    }
 }

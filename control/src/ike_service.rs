@@ -60,6 +60,9 @@ pub struct IkeService {
     send4500: Box<dyn FnMut(Transmit) -> bool + Send>,
     workers: Vec<Sender<SaCommand>>,
     tun: String,
+    /// Routes into the TUN set at start (configured, responder pools): children inside them
+    /// need no route of their own.
+    static_routes: Vec<IpPrefix>,
     /// Routes into the TUN that child SAs need, with how many children need each.
     routes: HashMap<IpPrefix, usize>,
     /// Each child pair's routes into the TUN, to undo on `ChildDown`.
@@ -94,6 +97,7 @@ impl IkeService {
         conns: Vec<ConnConfig>,
         local: IpAddr,
         tun: &str,
+        static_routes: Vec<IpPrefix>,
         workers: Vec<Sender<SaCommand>>,
         send4500: Box<dyn FnMut(Transmit) -> bool + Send>,
         stop: Arc<AtomicBool>,
@@ -125,6 +129,7 @@ impl IkeService {
                 send4500,
                 workers,
                 tun: tun.to_string(),
+                static_routes,
                 routes: HashMap::new(),
                 children: HashMap::new(),
                 deferred: HashMap::new(),
@@ -295,7 +300,7 @@ impl IkeService {
                     .remote
                     .iter()
                     .copied()
-                    .filter(|p| !p.is_empty())
+                    .filter(|p| !p.is_empty() && !self.static_routes.iter().any(|r| r.covers(p)))
                     .collect();
                 // Inbound first: replies to our first encrypted packet must find their SA.
                 self.push(|| SaCommand::Install(Box::new(inbound.clone())));

@@ -189,6 +189,11 @@ impl IpPrefix {
             _ => false,
         }
     }
+
+    /// Whether every address of `other` is inside this prefix.
+    pub fn covers(&self, other: &IpPrefix) -> bool {
+        self.len <= other.len && self.contains(other.addr)
+    }
 }
 
 fn mask32(len: u8) -> u32 {

@@ -246,11 +246,19 @@ impl<W: WanPort> Worker<W> {
         let handoff = Arc::clone(&self.links.handoff);
         let mailbox = handoff.mailbox(self.links.worker);
         while !self.links.stop.load(Ordering::Relaxed) {
-            // Sleep only if no frame is waiting in the mailbox; its doorbell wakes us.
+            // Sleep only if no frame is waiting in the mailbox; its doorbell wakes us. The
+            // control plane rings it after queueing a command or control datagram, but only
+            // if we already sleep: what it queued just before `sleep()` is checked here, or it
+            // would wait a whole poll timeout.
             let (timeout, bell) = match mailbox {
                 Some(m) if m.sleep() => (POLL_MS, m.doorbell_fd()),
                 Some(m) => (0, m.doorbell_fd()),
                 None => (POLL_MS, -1),
+            };
+            let timeout = if self.links.commands.is_empty() && self.links.transmit.is_empty() {
+                timeout
+            } else {
+                0
             };
             let [wan_ready, tun_ready, rung] =
                 poll3([self.wan.poll_fd(), self.tun.fd(), bell], timeout)?;
