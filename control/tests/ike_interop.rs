@@ -13,8 +13,9 @@
 //!   before any frame came back, so the next hop comes from the kernel's neighbour table) →
 //!   strongSwan responder in `gw`: xdpsec gets a virtual IP, pings the LAN, sends
 //!   NAT-keepalives, `conn down` / `conn up` work.
+//! - the same responder on the socket backend (one suite, pings).
 //!
-//! In both, a capture on the gateway's side of the NAT shows IKE floating from 500 to 4500
+//! In the XDP runs, a capture on the NAT's public side shows IKE floating from 500 to 4500
 //! (non-ESP marker) and NAT-keepalives. Needs root; fails loudly without it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -178,13 +179,13 @@ fn check_wire(pcap: &Path) {
     assert!(keepalives >= 1, "NAT-keepalives on the wire: {keepalives}");
 }
 
-fn gw_responder_config(dir: &Path) -> String {
+fn gw_responder_config(dir: &Path, backend: &str) -> String {
     format!(
         r#"
 [gateway]
 listen = "192.0.2.2:4500"
 wan = "g-eth0"
-backend = "afxdp"
+backend = "{backend}"
 tun = "xdpsec0"
 routes = ["10.99.0.0/24"]
 
@@ -204,47 +205,54 @@ rekey_margin = "8s"
     )
 }
 
+/// strongSwan in `client` brings up `child` (connection of the same name) to the xdpsec
+/// responder: negotiated `suite`, NAT seen on the peer's side, a virtual IP, pings to the LAN;
+/// then strongSwan deletes the IKE SA and xdpsec forgets it.
+fn strongswan_connects(t: &Topology, dir: &Path, socket: &str, child: &str, suite: &str) {
+    let out = ss_ok(
+        dir,
+        &["ctl", &t.ns("client"), "--initiate", "--child", child],
+    );
+    assert!(out.contains("established"), "{out}");
+    let c = wait_established(socket, "rw", dir);
+    assert_eq!(c["ike_suite"], suite, "{c}");
+    assert_eq!(c["nat_remote"], true, "the client is behind the NAT: {c}");
+    assert!(
+        c["remote"].as_str().unwrap().starts_with("192.0.2.1:"),
+        "the NAT's public mapping: {c}"
+    );
+    let vip = c["children"][0]["virtual_ip"].as_str().unwrap().to_string();
+    assert!(vip.starts_with("10.99.0."), "virtual IP from the pool: {c}");
+    let summary = ping(t, "client", &["-c", "3", "-W", "2", "10.9.0.2"]);
+    assert!(summary.contains(" 0% packet loss"), "{summary}");
+    ss_ok(
+        dir,
+        &["ctl", &t.ns("client"), "--terminate", "--ike", child],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !xdpsec_json(socket, &["conn", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "IKE SA not deleted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
     let dir = scratch("resp");
     let mut t = Topology::up("ir-");
     let pcap = capture(&mut t, &dir, "nat", "n-out");
-    let socket = start_xdpsec(&mut t, &dir, "gw", &gw_responder_config(&dir));
+    let socket = start_xdpsec(&mut t, &dir, "gw", &gw_responder_config(&dir, "afxdp"));
     start_strongswan(&t, &dir, "client", "client.conf");
 
     for (child, suite) in [
         ("gcm128", "aes128gcm16-prfsha256-x25519"),
         ("gcm256", "aes256gcm16-prfsha384-ecp384"),
     ] {
-        let out = ss_ok(
-            &dir,
-            &["ctl", &t.ns("client"), "--initiate", "--child", child],
-        );
-        assert!(out.contains("established"), "{out}");
-        let c = wait_established(&socket, "rw", &dir);
-        assert_eq!(c["ike_suite"], suite, "{c}");
-        assert_eq!(c["nat_remote"], true, "the client is behind the NAT: {c}");
-        assert!(
-            c["remote"].as_str().unwrap().starts_with("192.0.2.1:"),
-            "the NAT's public mapping: {c}"
-        );
-        let vip = c["children"][0]["virtual_ip"].as_str().unwrap().to_string();
-        assert!(vip.starts_with("10.99.0."), "virtual IP from the pool: {c}");
-        let summary = ping(&t, "client", &["-c", "3", "-W", "2", "10.9.0.2"]);
-        assert!(summary.contains(" 0% packet loss"), "{summary}");
-        ss_ok(
-            &dir,
-            &["ctl", &t.ns("client"), "--terminate", "--ike", child],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !xdpsec_json(&socket, &["conn", "list"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-        {
-            assert!(Instant::now() < deadline, "IKE SA not deleted");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        strongswan_connects(&t, &dir, &socket, child, suite);
     }
 
     // Rekeying under traffic: strongSwan rekeys the child, xdpsec rekeys it when its 16 s
@@ -351,6 +359,22 @@ fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_xdp() {
         "{stats}"
     );
     check_wire(&pcap);
+}
+
+/// The same responder on the socket backend (one `SO_REUSEPORT` socket per worker): IKE on
+/// 4500 in through the workers' sockets and out through worker 0's.
+#[test]
+fn strongswan_initiator_behind_nat_to_xdpsec_responder_on_sockets() {
+    let dir = scratch("resp-sock");
+    let mut t = Topology::up("is-");
+    let socket = start_xdpsec(&mut t, &dir, "gw", &gw_responder_config(&dir, "socket"));
+    start_strongswan(&t, &dir, "client", "client.conf");
+    strongswan_connects(&t, &dir, &socket, "gcm128", "aes128gcm16-prfsha256-x25519");
+    let stats = read_json(&dir.join("stats.json"));
+    assert!(
+        stats["backend"].as_str().unwrap().starts_with("socket"),
+        "{stats}"
+    );
 }
 
 #[test]
