@@ -417,6 +417,22 @@ impl Engine {
         Some(sa)
     }
 
+    /// Handle a message with SA `spi` taken out of the table: `f`'s error is counted as a
+    /// message dropped for that SA; the SA goes back (or is released) either way.
+    pub(super) fn with_sa(
+        &mut self,
+        spi: u64,
+        f: impl FnOnce(&mut Self, &mut IkeSa) -> Result<(), &'static str>,
+    ) -> Result<(), &'static str> {
+        let mut sa = self.take(spi).ok_or("unknown_spi")?;
+        let r = f(self, &mut sa);
+        if r.is_err() {
+            sa.dropped += 1;
+        }
+        self.put_back(sa);
+        r
+    }
+
     /// Return an SA to the table, or release what a finished one held.
     pub(super) fn put_back(&mut self, sa: IkeSa) {
         if sa.phase == Phase::Gone {
@@ -507,13 +523,9 @@ impl Engine {
         }
         // §3.1: the I flag names the original initiator; our SPI is the other side's.
         let ours = if h.flags.initiator { h.spi_r } else { h.spi_i };
-        let mut sa = self.take(u64::from_be_bytes(ours)).ok_or("unknown_spi")?;
-        let r = self.on_message(now, d, &msg, &mut sa);
-        if r.is_err() {
-            sa.dropped += 1;
-        }
-        self.put_back(sa);
-        r
+        self.with_sa(u64::from_be_bytes(ours), |e, sa| {
+            e.on_message(now, d, &msg, sa)
+        })
     }
 
     fn on_message(

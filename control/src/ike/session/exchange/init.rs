@@ -361,15 +361,7 @@ impl Engine {
                     && h.message_id == 0 => {}
             Some(_) => return Err("unexpected_response"),
         }
-        let Some(mut sa) = self.take(key) else {
-            return Err("unknown_spi");
-        };
-        let r = self.init_response_sa(now, d, msg, &mut sa);
-        if r.is_err() {
-            sa.dropped += 1;
-        }
-        self.put_back(sa);
-        r
+        self.with_sa(key, |e, sa| e.init_response_sa(now, d, msg, sa))
     }
 
     fn init_response_sa(
