@@ -212,14 +212,8 @@ impl Node {
     fn kinds(&self) -> Vec<&'static str> {
         self.events()
             .iter()
-            .filter_map(|e| match e {
-                IkeEvent::IkeUp { .. } => Some("ike_up"),
-                IkeEvent::IkeDown { .. } => Some("ike_down"),
-                IkeEvent::ChildUp { .. } => Some("child_up"),
-                IkeEvent::ChildDown { .. } => Some("child_down"),
-                IkeEvent::PeerMoved { .. } => Some("peer_moved"),
-                IkeEvent::Dropped { .. } => None,
-            })
+            .filter(|e| !matches!(e, IkeEvent::Dropped { .. }))
+            .map(IkeEvent::kind)
             .collect()
     }
 

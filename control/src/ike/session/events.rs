@@ -127,6 +127,20 @@ pub enum IkeEvent {
     Dropped { reason: &'static str },
 }
 
+impl IkeEvent {
+    /// A stable snake_case name of the event's kind (`ike_up`, `child_down`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IkeEvent::IkeUp { .. } => "ike_up",
+            IkeEvent::IkeDown { .. } => "ike_down",
+            IkeEvent::ChildUp { .. } => "child_up",
+            IkeEvent::ChildDown { .. } => "child_down",
+            IkeEvent::PeerMoved { .. } => "peer_moved",
+            IkeEvent::Dropped { .. } => "dropped",
+        }
+    }
+}
+
 /// Why an API call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionError {

@@ -298,14 +298,8 @@ impl Net {
     pub fn kinds(&self, side: Side) -> Vec<&'static str> {
         self.events(side)
             .iter()
-            .filter_map(|e| match e {
-                IkeEvent::IkeUp { .. } => Some("ike_up"),
-                IkeEvent::IkeDown { .. } => Some("ike_down"),
-                IkeEvent::ChildUp { .. } => Some("child_up"),
-                IkeEvent::ChildDown { .. } => Some("child_down"),
-                IkeEvent::PeerMoved { .. } => Some("peer_moved"),
-                IkeEvent::Dropped { .. } => None,
-            })
+            .filter(|e| !matches!(e, IkeEvent::Dropped { .. }))
+            .map(IkeEvent::kind)
             .collect()
     }
 
