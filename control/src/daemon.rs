@@ -234,7 +234,7 @@ pub fn run(cfg: &Gateway, opts: &RunOptions) -> Result<(), String> {
             .unwrap_or_else(|| Instant::now() + REFRESH)
             .min(last_refresh + REFRESH);
         match wait(&ev_rx, &ike_rx, &ike_req_rx, deadline) {
-            Input::Worker(ev) => on_worker_event(ev, ike.as_mut(), cfg.listen),
+            Input::Worker(ev) => on_worker_event(ev, ike.as_mut()),
             Input::Ike(d) => {
                 if let Some(i) = ike.as_mut() {
                     i.on_datagram(Instant::now(), &d);
@@ -331,7 +331,7 @@ fn wait(
     }
 }
 
-fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: SocketAddr) {
+fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>) {
     match ev {
         WorkerEvent::Pipeline(Event::PeerMoved { peer, endpoint }) => {
             tracing::info!(
@@ -351,7 +351,7 @@ fn on_worker_event(ev: WorkerEvent, ike: Option<&mut IkeService>, listen: Socket
                 Instant::now(),
                 &Received {
                     src: d.src,
-                    dst: SocketAddr::new(listen.ip(), d.dst.port()),
+                    dst: d.dst,
                     bytes: d.message,
                 },
             ),

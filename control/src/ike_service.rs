@@ -19,6 +19,7 @@ use xdpsec_dataplane::sa::{Direction, IpPrefix, PeerId, SaParams};
 use xdpsec_dataplane::sad::SaCommand;
 
 use crate::config::conn::IKE_PORT;
+use crate::ike::header::Header;
 use crate::ike::session::{
     ConnConfig, Datagram, Engine, EngineStats, IkeEvent, IkeSaInfo, Role, Transmit,
 };
@@ -70,8 +71,6 @@ pub struct IkeService {
     /// Outbound SAs of children the peer rekeyed, held back until the old pair is deleted
     /// (by SPI pair of the old child).
     deferred: HashMap<(u32, u32), SaParams>,
-    /// Whether the message being handled is a request from the peer (we answer it).
-    peer_request: bool,
     /// IKE SA → the PeerId its children carry (for endpoint updates).
     peers: HashMap<u64, PeerId>,
     /// Initiator connections to (re)start, and when.
@@ -133,7 +132,6 @@ impl IkeService {
                 routes: HashMap::new(),
                 children: HashMap::new(),
                 deferred: HashMap::new(),
-                peer_request: false,
                 peers: HashMap::new(),
                 restart,
                 held_down: Vec::new(),
@@ -154,8 +152,8 @@ impl IkeService {
 
     /// An IKE message arrived.
     pub fn on_datagram(&mut self, now: Instant, d: &Received) {
-        // IKE header flags (RFC 7296 §3.1): octet 19, bit 0x20 = Response.
-        self.peer_request = d.bytes.get(19).is_some_and(|f| f & 0x20 == 0);
+        // A request from the peer (RFC 7296 §3.1: Response flag clear) is answered by us.
+        let peer_request = Header::parse(&d.bytes).is_ok_and(|h| !h.flags.response);
         self.engine.handle(
             now,
             Datagram {
@@ -164,8 +162,7 @@ impl IkeService {
                 bytes: &d.bytes,
             },
         );
-        self.flush(now);
-        self.peer_request = false;
+        self.flush(now, peer_request);
     }
 
     /// Timers: the engine's (retransmits, rekeys, DPD, keepalives) and initiator restarts.
@@ -186,7 +183,7 @@ impl IkeService {
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
-        self.flush(now);
+        self.flush(now, false);
     }
 
     /// A request from the control API.
@@ -221,15 +218,16 @@ impl IkeService {
                 let _ = reply.send(r);
             }
         }
-        self.flush(now);
+        self.flush(now, false);
     }
 
-    /// Sends what the engine wants sent and acts on its events.
-    fn flush(&mut self, now: Instant) {
+    /// Sends what the engine wants sent and acts on its events; `peer_request`: they come
+    /// from handling a request of the peer.
+    fn flush(&mut self, now: Instant, peer_request: bool) {
         // Events first: a new child SA must be on the workers before the message that
         // completes its exchange leaves, or the peer's first ESP packet finds no SA.
         while let Some(ev) = self.engine.poll_event() {
-            self.on_event(now, ev);
+            self.on_event(now, ev, peer_request);
         }
         while let Some(t) = self.engine.poll_transmit() {
             // Our source port decides: the peer's port may be anything a NAT picked.
@@ -254,7 +252,7 @@ impl IkeService {
         }
     }
 
-    fn on_event(&mut self, now: Instant, ev: IkeEvent) {
+    fn on_event(&mut self, now: Instant, ev: IkeEvent, peer_request: bool) {
         match ev {
             IkeEvent::IkeUp {
                 conn,
@@ -268,11 +266,10 @@ impl IkeService {
             } => {
                 tracing::info!("conn {conn}: IKE SA {ike_spi:016x} down ({reason})");
                 self.peers.remove(&ike_spi);
-                let initiator = self
-                    .conns
-                    .iter()
-                    .any(|(n, r)| *n == conn && *r == Role::Initiator);
-                if initiator && reason != "rekeyed" && !self.held_down.contains(&conn) {
+                if self.is_initiator(&conn)
+                    && reason != "rekeyed"
+                    && !self.held_down.contains(&conn)
+                {
                     self.restart.insert(conn, now + RESTART_AFTER);
                 }
             }
@@ -310,7 +307,7 @@ impl IkeService {
                 let old =
                     replaces.and_then(|spi| self.children.keys().find(|(i, _)| *i == spi).copied());
                 match old {
-                    Some(old) if self.peer_request => {
+                    Some(old) if peer_request => {
                         self.deferred.insert(old, outbound.clone());
                     }
                     _ => self.push(|| SaCommand::Install(Box::new(outbound.clone()))),
