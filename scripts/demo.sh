@@ -11,14 +11,7 @@
 # (The offline capture-file demo is scripts/pcap-demo.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces)" >&2; exit 1; }
-
-bash scripts/setup.sh
-echo "demo: building xdpsec (release)"
-cargo build --release -q -p xdpsec-control
-XDPSEC=$ROOT/target/release/xdpsec
-OUT=${DEMO_OUT:-$(mktemp -d /tmp/xdpsec-demo.XXXXXX)}
+source scripts/demo-env.sh
 P=demo-
 export SS_RUN=$OUT/strongswan
 SOCK=$OUT/xdpsec.sock

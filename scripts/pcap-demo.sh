@@ -5,14 +5,7 @@
 # Everything happens inside namespaces this script creates and removes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces)" >&2; exit 1; }
-
-bash scripts/setup.sh
-echo "demo: building xdpsec (release)"
-cargo build --release -q -p xdpsec-control
-XDPSEC=$ROOT/target/release/xdpsec
-OUT=${DEMO_OUT:-$(mktemp -d /tmp/xdpsec-demo.XXXXXX)}
+source scripts/demo-env.sh
 A=xdpsec-demo-a B=xdpsec-demo-b
 
 cleanup() {
